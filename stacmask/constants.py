@@ -1,0 +1,83 @@
+"""Constants shared by every stage: class codes, band keys, STAC URLs, property names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# --- Source catalog (INPE Brazil Data Cube) --------------------------------------------------
+DEFAULT_STAC_URL: Final = "https://data.inpe.br/bdc/stac/v1/"
+DEFAULT_COLLECTION: Final = "CB4A-WPM-L4-DN-1"
+
+
+@dataclass(frozen=True)
+class BandKeys:
+    """Asset keys of the blue, green, red and NIR bands and of the XML metadata in a source item."""
+
+    blue: str
+    green: str
+    red: str
+    nir: str
+    metadata: str | None
+
+    @property
+    def bands(self) -> tuple[str, str, str, str]:
+        """Band asset keys in stacmask's order: blue, green, red, nir."""
+        return (self.blue, self.green, self.red, self.nir)
+
+
+#: Asset-key layouts of the catalogs that publish CBERS-4A WPM (cbers4a.md).
+BAND_KEY_PRESETS: Final[dict[str, BandKeys]] = {
+    # INPE Brazil Data Cube (default): BAND1..BAND4, XML per band as BANDn_xml.
+    "bdc": BandKeys("BAND1", "BAND2", "BAND3", "BAND4", "BAND1_xml"),
+    # Other INPE catalogs (collection CBERS4A_WPM_L4_DN): blue/green/red/nir.
+    "inpe": BandKeys("blue", "green", "red", "nir", None),
+    # The AWS CBERS catalog: B0..B4 and one `metadata` XML asset.
+    "aws": BandKeys("B1", "B2", "B3", "B4", "metadata"),
+}
+DEFAULT_BAND_KEYS: Final = "bdc"
+
+# --- Radiometry (cbers4a.md, notebook-method.md) ---------------------------------------------
+#: Default absolute calibration gains of WPM bands 1..4, used by the reference notebook when
+#: the XML carries no absoluteCalibrationCoefficient (the 2020 WPM files do not).
+DEFAULT_GAINS: Final = (0.29107, 0.297832, 0.232504, 0.178993)
+#: Mean solar exo-atmospheric irradiance of WPM bands 1..4, W m-2 um-1 (cbers4a.md).
+ESUN_WPM: Final = (1984.65, 1823.40, 1536.38, 981.91)
+XML_NAMESPACE: Final = "http://www.gisplan.com.br/xmlsat"
+
+# --- Mask class codes (Fmask/CFMask convention, cbers4a.md) ----------------------------------
+CLEAR: Final = 0
+WATER: Final = 1
+SHADOW: Final = 2
+SNOW: Final = 3
+CLOUD: Final = 4
+NODATA: Final = 255
+
+CLASS_NAMES: Final[dict[int, tuple[str, str, str]]] = {
+    # code: (name, description, colour hint used in the preview and STAC Browser)
+    CLEAR: ("clear", "Clear land", "7F7F7F"),
+    WATER: ("water", "Water", "1F5FFF"),
+    SHADOW: ("cloud_shadow", "Cloud shadow", "8B00FF"),
+    SNOW: ("snow", "Snow or ice (not produced for CBERS-4A WPM)", "00FFFF"),
+    CLOUD: ("cloud", "Cloud", "FFFFFF"),
+    NODATA: ("no_data", "No data (outside the scene footprint)", "000000"),
+}
+
+# --- STAC output ------------------------------------------------------------------------------
+PREFIX: Final = "stacmask"
+PROP_SHADOW_COVER: Final = f"{PREFIX}:shadow_cover"
+PROP_WATER_COVER: Final = f"{PREFIX}:water_cover"
+PROP_VALID_PIXELS: Final = f"{PREFIX}:valid_pixels"
+PROP_METHOD: Final = f"{PREFIX}:method"
+PROP_BAND_MISMATCH: Final = f"{PREFIX}:band_mismatch"
+PROP_CALIBRATION: Final = f"{PREFIX}:calibration"
+
+MASK_ASSET: Final = "mask"
+PREVIEW_ASSET: Final = "thumbnail"
+COG_MEDIA_TYPE: Final = "image/tiff; application=geotiff; profile=cloud-optimized"
+PROCESSING_SCHEMA: Final = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+FAILURES_FILE: Final = "failures.json"
+LOCK_FILE: Final = ".stacmask.lock"
+
+INPE_PROVIDER_URL: Final = "https://www.gov.br/inpe/"
+STACMASK_URL: Final = "https://github.com/stacmask/stacmask"

@@ -1,0 +1,43 @@
+"""One exception hierarchy for stacmask; every message names the file or item at fault."""
+
+from __future__ import annotations
+
+
+class StacmaskError(Exception):
+    """Base class of every error stacmask raises on purpose."""
+
+
+class SourceError(StacmaskError):
+    """The STAC API could not be searched or returned something unusable."""
+
+
+class ItemError(StacmaskError):
+    """A source item is unusable (bad id, missing band asset, ...)."""
+
+
+class MetadataError(StacmaskError):
+    """The scene's XML metadata is missing, malformed or hostile."""
+
+    def __init__(self, href: str, message: str) -> None:
+        super().__init__(f"{href}: {message}")
+        self.href = href
+
+
+class BandReadError(StacmaskError):
+    """A band file cannot be opened or decoded (missing, truncated, mismatched)."""
+
+    def __init__(self, href: str, message: str) -> None:
+        super().__init__(f"{href}: {message}")
+        self.href = href
+
+
+class CatalogError(StacmaskError):
+    """The output catalog folder is unusable or inconsistent."""
+
+
+class ValidationFailed(StacmaskError):
+    """A STAC object failed schema validation."""
+
+
+class StacmaskWarning(UserWarning):
+    """A degraded but usable situation (e.g. default gains); `--strict` makes it an error."""

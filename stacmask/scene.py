@@ -1,0 +1,76 @@
+"""What a mask method sees of a scene: its facts (SceneInfo) and windowed band reads (BandSource).
+
+Mask methods are numpy in, numpy out: they never open files. They read the scene strip by strip
+through a BandSource, as many passes as they need, so memory follows the strip, not the scene.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+import numpy as np
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+Calibration = Literal["xml", "default", "reflectance"]
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """Facts about one scene that a mask method may use."""
+
+    width: int
+    height: int
+    transform: Affine
+    crs: CRS | None
+    #: Ground sampling distance in metres (8 for WPM multispectral).
+    pixel_size: float
+    #: Sun elevation and azimuth in degrees, None when unknown.
+    sun_elevation: float | None
+    sun_azimuth: float | None
+    acquired: datetime | None
+    #: Absolute calibration gains of blue, green, red, nir (radiance = DN * gain).
+    gains: tuple[float, float, float, float]
+    #: Where the gains came from: the scene's XML, stacmask's defaults, or a reflectance input.
+    calibration: Calibration
+
+
+@dataclass(frozen=True)
+class BandStats:
+    """Whole-scene per-band statistics gathered while the bands are first read."""
+
+    #: min and max of each band's raw values over the WHOLE raster, no-data included.
+    minimum: tuple[float, float, float, float]
+    maximum: tuple[float, float, float, float]
+
+
+class BandSource(Protocol):
+    """Windowed access to the four bands (blue, green, red, nir) of one scene."""
+
+    info: SceneInfo
+
+    @property
+    def stats(self) -> BandStats:
+        """Whole-scene band statistics (available before any strip is read)."""
+        ...
+
+    def strips(self) -> Iterator[Window]:
+        """Row strips that tile the scene top to bottom, aligned to the source's blocks."""
+        ...
+
+    def read_raw(self, window: Window) -> NDArray[np.float64]:
+        """Raw stored values (DN, or reflectance for a reflectance input), shape (4, h, w)."""
+        ...
+
+    def read_reflectance(self, window: Window) -> NDArray[np.float32]:
+        """Top-of-atmosphere reflectance, shape (4, h, w); NaN where a band has no data."""
+        ...
+
+    def valid(self, window: Window) -> NDArray[np.bool_]:
+        """Pixels where all four bands hold data, shape (h, w)."""
+        ...
