@@ -81,3 +81,18 @@ LOCK_FILE: Final = ".stacmask.lock"
 
 INPE_PROVIDER_URL: Final = "https://www.gov.br/inpe/"
 STACMASK_URL: Final = "https://github.com/stacmask/stacmask"
+
+# --- serve / search / export (issue 4) --------------------------------------------------------
+#: STAC Browser release built from npm by `stacmask browser build`, and the ol-stac version
+#: that a working build needs (newer ol-stac releases break the 4.0.x build).
+STAC_BROWSER_VERSION: Final = "4.0.1"
+STAC_BROWSER_PACKAGE: Final = "@radiantearth/stac-browser"
+OL_STAC_VERSION: Final = "1.5.1"
+#: Environment variable naming stacmask's cache folder (default ~/.cache/stacmask).
+CACHE_ENV: Final = "STACMASK_CACHE"
+DEFAULT_PORT: Final = 8000
+DEFAULT_HOST: Final = "127.0.0.1"
+#: Page size of the STAC API when a request gives no `limit`, and the largest page served.
+DEFAULT_PAGE_LIMIT: Final = 10
+MAX_PAGE_LIMIT: Final = 1000
+EXPORT_INDEX_FILE: Final = "index.geojson"

@@ -41,3 +41,12 @@ class ValidationFailed(StacmaskError):
 
 class StacmaskWarning(UserWarning):
     """A degraded but usable situation (e.g. default gains); `--strict` makes it an error."""
+
+
+# --- serve / search / export (issue 4) --------------------------------------------------------
+class QueryError(StacmaskError):
+    """A search request is malformed (bad bbox, datetime, CQL2 filter, sortby, paging...)."""
+
+
+class BrowserBuildError(StacmaskError):
+    """STAC Browser could not be built (npm missing, npm failed) or is not built yet."""

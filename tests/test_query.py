@@ -1,0 +1,204 @@
+"""The item selection shared by `serve`, `search` and `export` (stacmask.query)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stacmask.errors import CatalogError, QueryError, StacmaskWarning
+from stacmask.query import (
+    CatalogIndex,
+    build_search,
+    item_with_local_paths,
+    parse_bbox,
+    parse_datetime,
+    parse_search,
+    search_page,
+    select,
+)
+from tests.serve_catalog import SCENES
+
+
+@pytest.fixture(scope="module")
+def index(mask_catalog: Path) -> CatalogIndex:
+    return CatalogIndex.load(mask_catalog)
+
+
+def ids(index: CatalogIndex, **options: str | float | None) -> list[str]:
+    return [entry.id for entry in select(index, build_search(**options))]  # type: ignore[arg-type]
+
+
+def scene_ids(predicate: object) -> set[str]:
+    return {scene.id for scene in SCENES if predicate(scene)}  # type: ignore[operator]
+
+
+def test_index_reads_every_item_and_collection(index: CatalogIndex) -> None:
+    assert sorted(entry.id for entry in index.items) == sorted(scene.id for scene in SCENES)
+    assert list(index.collections) == ["CB4A-WPM-L4-DN-1-mask"]
+    assert {entry.collection for entry in index.items} == {"CB4A-WPM-L4-DN-1-mask"}
+    assert index.queryables["eo:cloud_cover"]["type"] == "number"
+    assert index.queryables["stacmask:band_mismatch"]["type"] == "boolean"
+    assert index.queryables["cbers:path"]["type"] == "integer"
+    assert index.queryables["datetime"]["format"] == "date-time"
+
+
+def test_default_order_is_newest_first(index: CatalogIndex) -> None:
+    expected = [s.id for s in sorted(SCENES, key=lambda s: s.date, reverse=True)]
+    assert ids(index) == expected
+
+
+def test_bbox_selects_by_footprint(index: CatalogIndex) -> None:
+    # Path 222 lies west of -44.5; path 221 from -44 to -43.
+    assert set(ids(index, bbox="-46,-6,-44.6,-3")) == scene_ids(lambda s: s.path == 222)
+    assert set(ids(index, bbox="-43.5,-5.5,-43.2,-5.2")) == scene_ids(
+        lambda s: s.path == 221 and s.row == 121
+    )
+    assert ids(index, bbox="10,10,11,11") == []
+
+
+def test_bbox_across_the_antimeridian_is_two_boxes() -> None:
+    area = parse_bbox("170,-10,-170,10")
+    assert area.contains(parse_bbox("175,-1,176,1"))
+    assert area.contains(parse_bbox("-175,-1,-174,1"))
+    assert not area.intersects(parse_bbox("0,-1,1,1"))
+
+
+def test_datetime_instants_intervals_and_days(index: CatalogIndex) -> None:
+    january = scene_ids(lambda s: s.date.startswith("2021-01"))
+    assert set(ids(index, datetime="2021-01-01T00:00:00Z/2021-01-31T23:59:59Z")) == january
+    assert set(ids(index, datetime="2021-01-01/2021-01-31")) == january
+    assert set(ids(index, datetime="../2021-01-04")) == scene_ids(lambda s: s.date < "2021-01-04")
+    assert set(ids(index, datetime="2021-01-28/..")) == scene_ids(lambda s: s.date >= "2021-01-28")
+    assert ids(index, datetime="2021-01-05") == [SCENES[1].id]
+    # An instant inside the item's start/end interval matches it.
+    assert ids(index, datetime="2021-01-05T13:20:10Z") == [SCENES[1].id]
+    assert ids(index, datetime="2021-01-05T13:21:00Z") == []
+
+
+def test_cql2_text_and_json_give_the_same_items(index: CatalogIndex) -> None:
+    text = '"eo:cloud_cover" < 15 AND "stacmask:shadow_cover" <= 2.5'
+    as_json = json.dumps(
+        {
+            "op": "and",
+            "args": [
+                {"op": "<", "args": [{"property": "eo:cloud_cover"}, 15]},
+                {"op": "<=", "args": [{"property": "stacmask:shadow_cover"}, 2.5]},
+            ],
+        }
+    )
+    expected = scene_ids(lambda s: s.cloud < 15 and s.shadow <= 2.5)
+    assert set(ids(index, filter=text)) == expected
+    assert set(ids(index, filter=as_json)) == expected
+    assert expected and expected != scene_ids(lambda s: True)
+
+
+def test_the_readme_recipe(index: CatalogIndex) -> None:
+    """Scenes of path 221 in January with under 15 % cloud, least cloudy first."""
+    found = ids(
+        index,
+        filter='"cbers:path" = 221 AND "eo:cloud_cover" < 15',
+        datetime="2021-01-01/2021-01-31",
+        sortby="+eo:cloud_cover",
+    )
+    january_221 = [s for s in SCENES if s.path == 221 and s.date.startswith("2021-01")]
+    expected = [s.id for s in sorted(january_221, key=lambda s: s.cloud) if s.cloud < 15]
+    assert found == expected
+    assert len(found) == 2
+
+
+def test_max_cloud_is_a_filter_shortcut(index: CatalogIndex) -> None:
+    assert set(ids(index, max_cloud=10.5)) == scene_ids(lambda s: s.cloud <= 10.5)
+    both = ids(index, max_cloud=10.5, filter='"stacmask:water_cover" > 3.05')
+    assert set(both) == scene_ids(lambda s: s.cloud <= 10.5 and s.water > 3.05)
+
+
+@pytest.mark.parametrize(
+    ("sortby", "key", "reverse"),
+    [
+        ("+eo:cloud_cover", lambda s: s.cloud, False),
+        ("-eo:cloud_cover", lambda s: s.cloud, True),
+        ("-properties.stacmask:water_cover", lambda s: s.water, True),
+        ("datetime", lambda s: s.date, False),
+    ],
+)
+def test_sortby(index: CatalogIndex, sortby: str, key: object, reverse: bool) -> None:
+    expected = [s.id for s in sorted(SCENES, key=key, reverse=reverse)]  # type: ignore[arg-type]
+    assert ids(index, sortby=sortby) == expected
+
+
+def test_pages_cover_the_selection_once(index: CatalogIndex) -> None:
+    seen: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        result = search_page(index, parse_search({"limit": "4", "token": str(offset)}))
+        seen += [entry.id for entry in result.items]
+        assert result.matched == len(SCENES)
+        offset = result.next_offset
+    assert seen == ids(index)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"bbox": "1,2,3"}, "bbox"),
+        ({"bbox": "a,b,c,d"}, "bbox"),
+        ({"bbox": "0,10,1,5"}, "south"),
+        ({"bbox": "0,0,200,1"}, "west and east"),
+        ({"datetime": "yesterday"}, "datetime"),
+        ({"datetime": "2021-02-01/2021-01-01"}, "start is after end"),
+        ({"datetime": "../.."}, "open"),
+        ({"filter": "eo:cloud_cover <"}, "CQL2"),
+        ({"filter": '{"op": "<", "args": [1]'}, "CQL2"),
+        ({"filter": "eo:cloud_cover < 1", "filter-lang": "sql"}, "filter-lang"),
+        ({"intersects": '{"type": "Polygon"}'}, "intersects"),
+        ({"bbox": "0,0,1,1", "intersects": '{"type":"Point","coordinates":[0,0]}'}, "together"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"token": "-1"}, "token"),
+        ({"query": '{"eo:cloud_cover": {"lt": 10}}'}, "unsupported search parameter"),
+        ({"sortby": ","}, "sortby"),
+    ],
+)
+def test_bad_requests_raise_query_error(params: dict[str, str], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        parse_search(params)
+
+
+def test_unknown_fields_are_refused(index: CatalogIndex) -> None:
+    with pytest.raises(QueryError, match="unknown field"):
+        select(index, build_search(sortby="-eo:cloudcover"))
+    with pytest.raises(QueryError, match="unknown propert"):
+        select(index, build_search(filter='"eo:cloudcover" < 3'))
+
+
+def test_local_item_json_points_at_files(index: CatalogIndex) -> None:
+    item = item_with_local_paths(index.items[0])
+    mask = Path(item["assets"]["mask"]["href"])
+    assert mask.is_absolute() and mask.is_file()
+    links = {link["rel"]: link["href"] for link in item["links"]}
+    assert links["derived_from"].startswith("https://")
+    assert Path(links["root"]) == index.root / "catalog.json"
+
+
+def test_links_that_leave_the_catalog_are_skipped(mask_catalog: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(mask_catalog, copy)
+    outside = tmp_path / "outside.json"
+    outside.write_text((copy / "catalog.json").read_text())
+    catalog = json.loads((copy / "catalog.json").read_text())
+    catalog["links"] += [
+        {"rel": "child", "href": "../outside.json"},
+        {"rel": "child", "href": "https://example.invalid/catalog.json"},
+    ]
+    (copy / "catalog.json").write_text(json.dumps(catalog))
+    with pytest.warns(StacmaskWarning, match="outside"):
+        index = CatalogIndex.load(copy)
+    assert len(index.items) == len(SCENES)
+
+
+def test_missing_catalog_is_a_catalog_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="catalog.json"):
+        CatalogIndex.load(tmp_path)
