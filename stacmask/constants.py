@@ -96,3 +96,19 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PAGE_LIMIT: Final = 10
 MAX_PAGE_LIMIT: Final = 1000
 EXPORT_INDEX_FILE: Final = "index.geojson"
+#: Titles of the queryables that `stacmask serve` lists (STAC Browser shows them in its search).
+QUERYABLE_TITLES: Final[dict[str, str]] = {
+    "eo:cloud_cover": "Cloud cover (%)",
+    PROP_SHADOW_COVER: "Cloud-shadow cover (%)",
+    PROP_WATER_COVER: "Water cover (%)",
+    PROP_VALID_PIXELS: "Valid pixels",
+    PROP_METHOD: "Mask method",
+    PROP_BAND_MISMATCH: "Band sizes mismatch",
+    PROP_CALIBRATION: "Calibration source",
+    "view:sun_elevation": "Sun elevation (degrees)",
+    "view:sun_azimuth": "Sun azimuth (degrees)",
+    "cbers:path": "Path",
+    "cbers:row": "Row",
+}
+#: Queryables that are percentages (0 to 100).
+PERCENT_PROPERTIES: Final = ("eo:cloud_cover", PROP_SHADOW_COVER, PROP_WATER_COVER)

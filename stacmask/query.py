@@ -27,7 +27,12 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from stacmask.constants import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+from stacmask.constants import (
+    DEFAULT_PAGE_LIMIT,
+    MAX_PAGE_LIMIT,
+    PERCENT_PROPERTIES,
+    QUERYABLE_TITLES,
+)
 from stacmask.errors import CatalogError, QueryError, StacmaskWarning
 
 JsonDict = dict[str, Any]
@@ -216,13 +221,15 @@ def _queryables(items: Iterable[IndexedItem]) -> dict[str, JsonDict]:
         found = kinds[name] - {"null"}
         if found == {"integer", "number"}:
             found = {"number"}
-        schema: JsonDict = {"title": name}
+        schema: JsonDict = {"title": QUERYABLE_TITLES.get(name, name)}
         if len(found) == 1:
             kind = found.pop()
             if kind == "date-time":
                 schema.update(type="string", format="date-time")
             else:
                 schema["type"] = kind
+        if name in PERCENT_PROPERTIES:
+            schema.update(minimum=0, maximum=100)
         result[name] = schema
     return result
 
@@ -359,9 +366,9 @@ def parse_filter(value: str | Mapping[str, Any], lang: str | None = None) -> cql
         raise QueryError(f"filter-lang {lang!r}: use cql2-text or cql2-json")
     try:
         if isinstance(value, Mapping):
-            expr = cql2.parse_json(json.dumps(value))
+            expr = cql2.parse_json(json.dumps(_single_args_unwrapped(value)))
         elif lang == "cql2-json" or (lang is None and value.lstrip().startswith("{")):
-            expr = cql2.parse_json(value)
+            expr = cql2.parse_json(json.dumps(_single_args_unwrapped(json.loads(value))))
         else:
             expr = cql2.parse_text(value)
         expr.validate()
@@ -369,6 +376,22 @@ def parse_filter(value: str | Mapping[str, Any], lang: str | None = None) -> cql
         message = " ".join(str(exc).split())
         raise QueryError(f"filter {value!r}: not valid CQL2 ({message})") from None
     return expr
+
+
+def _single_args_unwrapped(node: Any) -> Any:
+    """CQL2 JSON with `and`/`or` of a single argument replaced by that argument.
+
+    The CQL2 schema wants two or more; STAC Browser 4 sends `{"op": "and", "args": [x]}`
+    for a single filter, which means `x`.
+    """
+    if isinstance(node, Mapping):
+        args = node.get("args")
+        if node.get("op") in ("and", "or") and isinstance(args, list) and len(args) == 1:
+            return _single_args_unwrapped(args[0])
+        return {key: _single_args_unwrapped(child) for key, child in node.items()}
+    if isinstance(node, list):
+        return [_single_args_unwrapped(child) for child in node]
+    return node
 
 
 def parse_sortby(value: str | Sequence[Any]) -> tuple[SortField, ...]:

@@ -28,7 +28,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from stacmask import __version__
 from stacmask.browser import browser_dist
 from stacmask.errors import QueryError
 from stacmask.query import (
@@ -322,7 +321,6 @@ class StacApi:
             "description": catalog.get("description", "Masks served by stacmask"),
             "conformsTo": list(CONFORMANCE),
             "links": links,
-            "stacmask:version": __version__,
         }
         return JsonResponse(body)
 
@@ -338,7 +336,8 @@ class StacApi:
         properties: JsonDict = {
             "id": {"title": "Item ID", "type": "string"},
             "collection": {"title": "Collection ID", "type": "string"},
-            "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json"},
+            # No $ref to geojson.org: clients must work offline.
+            "geometry": {"title": "Footprint", "type": "object", "format": "geometry-any"},
             "datetime": {"title": "Acquired", "type": "string", "format": "date-time"},
             **{k: v for k, v in self.index.queryables.items() if k != "datetime"},
         }
@@ -374,8 +373,8 @@ class StacApi:
         if collection_id not in self.index.collections:
             raise HTTPException(404, f"no collection {collection_id!r}")
         params = dict(request.query_params)
-        if "collections" in params or "ids" in params or "intersects" in params:
-            raise QueryError("use /search for collections, ids and intersects")
+        if collection_id not in params.get("collections", collection_id).split(","):
+            raise QueryError(f"collections {params['collections']!r} excludes {collection_id!r}")
         search = parse_search({**params, "collections": collection_id}, method="GET")
         result = await run_in_threadpool(search_page, self.index, search)
         return self._page(request, result, params, post=False)

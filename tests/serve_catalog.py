@@ -108,7 +108,6 @@ def _write_mask(path: Path, scene: Scene) -> None:
         "crs": "EPSG:4326",
         "transform": from_bounds(west, south, east, north, SIZE, SIZE),
         "compress": "deflate",
-        "blocksize": 32,
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(_mask(scene), 1)
@@ -142,7 +141,12 @@ def make_test_catalog(root: Path) -> Path:
         extent=pystac.Extent(
             pystac.SpatialExtent([[-45.5, -6.0, -43.0, -4.0]]),
             pystac.TemporalExtent(
-                [[datetime(2020, 12, 20, tzinfo=timezone.utc), datetime(2021, 2, 4, tzinfo=timezone.utc)]]
+                [
+                    [
+                        datetime(2020, 12, 20, tzinfo=timezone.utc),
+                        datetime(2021, 2, 4, tzinfo=timezone.utc),
+                    ]
+                ]
             ),
         ),
         license="CC-BY-SA-4.0",

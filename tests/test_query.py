@@ -14,7 +14,6 @@ from stacmask.query import (
     build_search,
     item_with_local_paths,
     parse_bbox,
-    parse_datetime,
     parse_search,
     search_page,
     select,
@@ -109,6 +108,13 @@ def test_the_readme_recipe(index: CatalogIndex) -> None:
     assert len(found) == 2
 
 
+def test_single_argument_and_is_accepted(index: CatalogIndex) -> None:
+    """STAC Browser 4 sends one filter as an `and` of one argument."""
+    single = {"op": "and", "args": [{"op": "<", "args": [{"property": "eo:cloud_cover"}, 15]}]}
+    found = [e.id for e in select(index, parse_search({"filter": single}, method="POST"))]
+    assert set(found) == scene_ids(lambda s: s.cloud < 15)
+
+
 def test_max_cloud_is_a_filter_shortcut(index: CatalogIndex) -> None:
     assert set(ids(index, max_cloud=10.5)) == scene_ids(lambda s: s.cloud <= 10.5)
     both = ids(index, max_cloud=10.5, filter='"stacmask:water_cover" > 3.05')
@@ -200,5 +206,5 @@ def test_links_that_leave_the_catalog_are_skipped(mask_catalog: Path, tmp_path: 
 
 
 def test_missing_catalog_is_a_catalog_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="catalog.json"):
+    with pytest.raises(CatalogError, match=r"catalog\.json"):
         CatalogIndex.load(tmp_path)

@@ -1,0 +1,421 @@
+"""`stacmask serve`: the STAC API and static files, queried over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pystac_client import Client
+from typer.testing import CliRunner
+
+from stacmask.cli import app
+from stacmask.server import CONFORMANCE, create_app
+from tests.conftest import ServerThread
+from tests.serve_catalog import COLLECTION_ID, SCENES
+
+RECIPE_FILTER = '"cbers:path" = 221 AND "eo:cloud_cover" < 15'
+
+
+def cli_ids(catalog: Path, *args: str) -> list[str]:
+    """Item ids printed by `stacmask search CATALOG ARGS`."""
+    result = CliRunner().invoke(app, ["search", str(catalog), *args])
+    assert result.exit_code == 0, result.output
+    return result.output.split()
+
+
+def raw_get(port: int, target: str, method: str = "GET") -> tuple[int, bytes]:
+    """One request with the target sent byte for byte (no client-side normalisation)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+# --- the STAC API with pystac-client -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def client(api_server: ServerThread) -> Client:
+    return Client.open(api_server.url + "/")
+
+
+def test_landing_conformance_and_collections(client: Client, api_server: ServerThread) -> None:
+    landing = requests.get(api_server.url + "/", timeout=10).json()
+    assert landing["type"] == "Catalog"
+    assert landing["conformsTo"] == list(CONFORMANCE)
+    conformance = requests.get(api_server.url + "/conformance", timeout=10).json()
+    assert conformance["conformsTo"] == list(CONFORMANCE)
+    for name in ("core", "item_search", "filter", "sort", "collections", "features"):
+        assert client.conforms_to(name)
+    assert not client.conforms_to("query") and not client.conforms_to("fields")
+    assert [c.id for c in client.get_collections()] == [COLLECTION_ID]
+    items = list(client.get_collection(COLLECTION_ID).get_items())
+    assert sorted(item.id for item in items) == sorted(scene.id for scene in SCENES)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    ("search", "cli"),
+    [
+        (
+            {
+                "filter": RECIPE_FILTER,
+                "datetime": "2021-01-01/2021-01-31",
+                "sortby": "+eo:cloud_cover",
+            },
+            [
+                "--filter",
+                RECIPE_FILTER,
+                "--datetime",
+                "2021-01-01/2021-01-31",
+                "--sortby",
+                "+eo:cloud_cover",
+            ],
+        ),
+        (
+            {"filter": {"op": "<=", "args": [{"property": "stacmask:shadow_cover"}, 2.5]}},
+            ["--filter", '{"op": "<=", "args": [{"property": "stacmask:shadow_cover"}, 2.5]}'],
+        ),
+        ({"bbox": [-46, -6, -44.6, -3]}, ["--bbox", "-46,-6,-44.6,-3"]),
+        (
+            {"datetime": "2021-01-06T00:00:00Z/..", "sortby": "-stacmask:water_cover"},
+            ["--datetime", "2021-01-06T00:00:00Z/..", "--sortby", "-stacmask:water_cover"],
+        ),
+        (
+            {"sortby": [{"field": "eo:cloud_cover", "direction": "desc"}]},
+            ["--sortby", "-eo:cloud_cover"],
+        ),
+        (
+            {"intersects": {"type": "Point", "coordinates": [-43.5, -5.5]}},
+            ["--intersects", '{"type": "Point", "coordinates": [-43.5, -5.5]}'],
+        ),
+        ({"ids": [SCENES[0].id, SCENES[3].id]}, ["--ids", f"{SCENES[0].id},{SCENES[3].id}"]),
+        ({}, []),
+    ],
+)
+def test_pystac_client_matches_stacmask_search(
+    client: Client, mask_catalog: Path, method: str, search: dict[str, Any], cli: list[str]
+) -> None:
+    # limit=2 makes pystac-client walk several pages through the `next` links.
+    found = [item.id for item in client.search(method=method, limit=2, **search).items()]
+    expected = cli_ids(mask_catalog, *cli)
+    assert found == expected
+    assert expected, "a query that finds nothing proves little"
+
+
+def test_recipe_gives_least_cloudy_january_scenes_of_path_221(client: Client) -> None:
+    items = list(
+        client.search(
+            filter=RECIPE_FILTER, datetime="2021-01", sortby="+eo:cloud_cover", max_items=10
+        ).items()
+    )
+    clouds = [item.properties["eo:cloud_cover"] for item in items]
+    assert clouds == sorted(clouds) and all(cloud < 15 for cloud in clouds) and len(items) == 2
+    assert {item.properties["cbers:path"] for item in items} == {221}
+
+
+def test_paging_links_and_counts(api_server: ServerThread) -> None:
+    page = requests.get(api_server.url + "/search", params={"limit": 4}, timeout=10).json()
+    assert page["numberMatched"] == len(SCENES) and page["numberReturned"] == 4
+    nxt = next(link for link in page["links"] if link["rel"] == "next")
+    second = requests.get(nxt["href"], timeout=10).json()
+    assert second["numberReturned"] == len(SCENES) - 4
+    assert not [link for link in second["links"] if link["rel"] == "next"]
+    first_ids = {f["id"] for f in page["features"]}
+    assert first_ids.isdisjoint(f["id"] for f in second["features"])
+    body = {"limit": 5, "filter": "eo:cloud_cover >= 0", "filter-lang": "cql2-text"}
+    post = requests.post(api_server.url + "/search", json=body, timeout=10).json()
+    link = next(link for link in post["links"] if link["rel"] == "next")
+    assert link["method"] == "POST" and link["body"]["filter"] == body["filter"]
+
+
+def test_item_links_and_assets_are_served(api_server: ServerThread, mask_catalog: Path) -> None:
+    scene = SCENES[1]
+    url = f"{api_server.url}/collections/{COLLECTION_ID}/items/{scene.id}"
+    item = requests.get(url, timeout=10).json()
+    links = {link["rel"]: link["href"] for link in item["links"]}
+    assert links["self"] == url
+    assert links["collection"] == f"{api_server.url}/collections/{COLLECTION_ID}"
+    assert links["derived_from"].startswith("https://data.inpe.br/")
+    mask_url = item["assets"]["mask"]["href"]
+    assert mask_url.startswith(api_server.url + "/catalog/")
+    local = mask_catalog / COLLECTION_ID / scene.id / f"{scene.id}_mask.tif"
+    whole = requests.get(mask_url, timeout=10)
+    assert whole.status_code == 200 and whole.content == local.read_bytes()
+    # A COG reader asks for byte ranges.
+    part = requests.get(mask_url, headers={"Range": "bytes=0-15"}, timeout=10)
+    assert part.status_code == 206
+    assert part.content == local.read_bytes()[:16]
+    assert part.headers["content-range"] == f"bytes 0-15/{local.stat().st_size}"
+    preview = requests.get(item["assets"]["thumbnail"]["href"], timeout=10)
+    assert preview.status_code == 200 and preview.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert requests.get(f"{url}-nope", timeout=10).status_code == 404
+
+
+def test_rasterio_reads_the_served_cog(api_server: ServerThread, mask_catalog: Path) -> None:
+    """GDAL's /vsicurl reads the COG over HTTP (range requests) to the same pixels."""
+    scene = SCENES[2]
+    rel = f"{COLLECTION_ID}/{scene.id}/{scene.id}_mask.tif"
+    # In another process: rasterio holds the GIL while GDAL fetches, which would block the
+    # server thread of this process.
+    script = (
+        "import sys, hashlib, rasterio\n"
+        "with rasterio.open(sys.argv[1]) as src:\n"
+        "    print(hashlib.sha256(src.read(1).tobytes()).hexdigest())\n"
+    )
+    env = {**os.environ, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "NO_PROXY": "127.0.0.1"}
+    remote = subprocess.run(
+        [sys.executable, "-c", script, f"{api_server.url}/catalog/{rel}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    local = subprocess.run(
+        [sys.executable, "-c", script, str(mask_catalog / rel)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert remote.stdout == local.stdout and len(remote.stdout.strip()) == 64
+
+
+def test_cors_for_browsers(api_server: ServerThread) -> None:
+    origin = {"Origin": "http://localhost:9999"}
+    answer = requests.get(api_server.url + "/catalog/catalog.json", headers=origin, timeout=10)
+    assert answer.headers["access-control-allow-origin"] == "*"
+    preflight = requests.options(
+        api_server.url + "/search",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+def test_queryables_list_item_properties(api_server: ServerThread) -> None:
+    doc = requests.get(api_server.url + "/queryables", timeout=10).json()
+    props = doc["properties"]
+    assert props["eo:cloud_cover"]["type"] == "number"
+    assert props["stacmask:shadow_cover"]["type"] == "number"
+    assert props["stacmask:water_cover"]["type"] == "number"
+    per_collection = f"{api_server.url}/collections/{COLLECTION_ID}/queryables"
+    assert requests.get(per_collection, timeout=10).json()["properties"] == props
+
+
+# --- safety ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "params", "fragment"),
+    [
+        ("/search", {"bbox": "1,2,3"}, "bbox"),
+        (
+            "/search",
+            {"bbox": "0,0,1,1", "intersects": '{"type":"Point","coordinates":[0,0]}'},
+            "together",
+        ),
+        ("/search", {"datetime": "2021-13-45"}, "datetime"),
+        ("/search", {"filter": "eo:cloud_cover <<< 3"}, "CQL2"),
+        ("/search", {"filter": "{not json", "filter-lang": "cql2-json"}, "CQL2"),
+        ("/search", {"filter": '"no:such" = 1'}, "unknown propert"),
+        ("/search", {"sortby": "-no:such"}, "unknown field"),
+        ("/search", {"limit": "-3"}, "limit"),
+        ("/search", {"token": "abc"}, "token"),
+        ("/search", {"query": "{}"}, "unsupported"),
+        ("/search", {"fields": "id"}, "unsupported"),
+        (f"/collections/{COLLECTION_ID}/items", {"datetime": "soon"}, "datetime"),
+    ],
+)
+def test_bad_queries_get_400_with_a_message(
+    api_server: ServerThread, path: str, params: dict[str, str], fragment: str
+) -> None:
+    answer = requests.get(api_server.url + path, params=params, timeout=10)
+    assert answer.status_code == 400
+    assert fragment in answer.json()["description"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1, 2]",
+        json.dumps({"bbox": [0, 0, 1]}).encode(),
+        json.dumps({"filter": {"op": "<", "args": [{"property": "eo:cloud_cover"}]}}).encode(),
+        json.dumps({"sortby": [{"field": "eo:cloud_cover", "direction": "up"}]}).encode(),
+        json.dumps({"query": {"eo:cloud_cover": {"lt": 5}}}).encode(),
+    ],
+)
+def test_bad_post_bodies_get_400(api_server: ServerThread, body: bytes) -> None:
+    answer = requests.post(
+        api_server.url + "/search",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == 400 and answer.json()["description"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "POST"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/collections",
+        f"/collections/{COLLECTION_ID}/items",
+        "/catalog/catalog.json",
+        "/conformance",
+    ],
+)
+def test_read_only(api_server: ServerThread, method: str, path: str) -> None:
+    answer = requests.request(method, api_server.url + path, json={}, timeout=10)
+    assert answer.status_code == 405
+
+
+@pytest.fixture(scope="module")
+@pytest.mark.filterwarnings("ignore::stacmask.errors.StacmaskWarning")
+def trap_server(mask_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A catalog whose folder holds symlinks that lead out of it, and a secret beside it."""
+    root = tmp_path_factory.mktemp("trap")
+    secret = root / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    (root / "secrets").mkdir()
+    (root / "secrets" / "key.txt").write_text("TOP-SECRET")
+    catalog = root / "catalog"
+    catalog.mkdir()
+    (catalog / "catalog.json").write_text((mask_catalog / "catalog.json").read_text())
+    (catalog / "link.txt").symlink_to(secret)
+    (catalog / "linkdir").symlink_to(root / "secrets", target_is_directory=True)
+    (catalog / ".hidden").write_text("TOP-SECRET")
+    (catalog / "inside.txt").write_text("fine")
+    with ServerThread(create_app(catalog, browser_dir=root / "none")) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/catalog/../secret.txt",
+        "/catalog/%2e%2e/secret.txt",
+        "/catalog/%2E%2E%2Fsecret.txt",
+        "/catalog/..%2fsecret.txt",
+        "/catalog/..%5csecret.txt",
+        "/catalog/%252e%252e/secret.txt",
+        "/catalog//" + "etc/passwd",
+        "/catalog/%2Fetc%2Fpasswd",
+        "/catalog/" + os.fspath(Path("/etc/passwd")),
+        "/catalog/link.txt",
+        "/catalog/linkdir/key.txt",
+        "/catalog/.hidden",
+        "/catalog/inside.txt/../../secret.txt",
+        "/../secret.txt",
+        "/catalog/..;/secret.txt",
+        "http://127.0.0.1/catalog/../secret.txt",
+    ],
+)
+def test_no_path_outside_the_catalog(trap_server: ServerThread, target: str) -> None:
+    status, body = raw_get(trap_server.port, target)
+    assert b"TOP-SECRET" not in body and b"root:" not in body
+    assert status in (400, 404)
+
+
+def test_files_inside_are_served(trap_server: ServerThread) -> None:
+    assert raw_get(trap_server.port, "/catalog/inside.txt") == (200, b"fine")
+
+
+def test_missing_browser_build_says_how_to_build(trap_server: ServerThread) -> None:
+    status, body = raw_get(trap_server.port, "/browser/")
+    assert status == 404 and b"stacmask browser build" in body
+
+
+def test_200_concurrent_requests(api_server: ServerThread) -> None:
+    """200 clients at once, each on its own connection: every answer is complete and right."""
+    mask = f"/catalog/{COLLECTION_ID}/{SCENES[0].id}/{SCENES[0].id}_mask.tif"
+    targets = ["/search?limit=3&sortby=-eo:cloud_cover", mask, "/collections", "/conformance"]
+
+    ready = threading.Barrier(200)
+
+    def fetch(number: int) -> tuple[int, int]:
+        target = targets[number % len(targets)]
+        connection = http.client.HTTPConnection("127.0.0.1", api_server.port, timeout=60)
+        try:
+            connection.connect()
+            ready.wait(timeout=60)  # all 200 connections open before any request is sent
+            connection.request("GET", target)
+            response = connection.getresponse()
+            return response.status, len(response.read())
+        finally:
+            connection.close()
+
+    sizes: dict[int, set[int]] = {}
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        results = list(pool.map(fetch, range(200)))
+    elapsed = time.monotonic() - started
+    for number, (status, size) in enumerate(results):
+        assert status == 200
+        sizes.setdefault(number % len(targets), set()).add(size)
+    assert all(len(found) == 1 for found in sizes.values())  # identical answers per target
+    assert requests.get(api_server.url + "/", timeout=10).status_code == 200
+    print(f"200 concurrent requests answered in {elapsed:.2f} s")
+
+
+def test_cli_serve_binds_loopback_by_default(mask_catalog: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "stacmask", "serve", str(mask_catalog), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "stacmask serve did not start"
+                time.sleep(0.2)
+        assert answer.json()["conformsTo"] == list(CONFORMANCE)
+        listening = _listening_addresses(port)
+        assert listening == {"127.0.0.1"}, listening
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in output
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses with a socket listening on `port` (from /proc/net)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not Path(table).exists():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) != port or fields[3] != "0A":  # 0A = LISTEN
+                continue
+            if len(address) == 8:
+                found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+            else:
+                found.add(address)
+    return found
