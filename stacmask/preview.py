@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from numpy.typing import NDArray
+from rasterio.errors import NotGeoreferencedWarning
 
 from stacmask.constants import CLASS_NAMES, CLEAR, NODATA
 
