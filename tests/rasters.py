@@ -60,7 +60,9 @@ def rotated_footprint(height: int, width: int, angle_deg: float = 9.0) -> NDArra
     return inside
 
 
-def dn_from_reflectance(reflectance: NDArray[np.floating], scale: float = 700.0) -> NDArray[np.uint16]:
+def dn_from_reflectance(
+    reflectance: NDArray[np.floating], scale: float = 700.0
+) -> NDArray[np.uint16]:
     """10-bit DN from TOA reflectance, no-data corners (DN 0) around a rotated footprint."""
     dn = np.clip(np.round(reflectance * scale), 1, 1023).astype(np.uint16)
     inside = rotated_footprint(dn.shape[1], dn.shape[2])
