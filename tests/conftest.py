@@ -71,14 +71,21 @@ class ServerThread:
 
 @pytest.fixture(scope="session")
 def mask_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small catalog in the layout `stacmask build` writes (see tests/serve_catalog.py)."""
-    import warnings
+    """A real catalog: `stacmask build` over a source STAC API on 127.0.0.1 (serve_catalog.py)."""
+    from tests.serve_catalog import build_mask_catalog, make_source_catalog
 
-    from tests.serve_catalog import make_test_catalog
+    reflectance = shared_path("data/labelled/sentinel2_reflectance.tif")
+    root = tmp_path_factory.mktemp("catalog")
+    source = make_source_catalog(root / "source", reflectance)
+    return build_mask_catalog(source, root / "masks")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rasterio: PNG previews have no georeference
-        return make_test_catalog(tmp_path_factory.mktemp("catalog") / "masks")
+
+@pytest.fixture(scope="session")
+def scenes(mask_catalog: Path) -> tuple[Any, ...]:
+    """The built items of `mask_catalog` (tests.serve_catalog.Scene), oldest first."""
+    from tests.serve_catalog import load_scenes
+
+    return load_scenes(mask_catalog)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,20 @@
-"""A small catalog in the exact layout `stacmask build` writes (HELPERS.md), for serve tests.
+"""A real mask catalog for the serve tests, made by `stacmask build` itself.
 
-Six CBERS-4A WPM mask items on two paths and two rows, over December 2020 to February
-2021, with different cloud, shadow and water covers, tiny uint8 COG masks and PNG
-previews. Used until the real build is available to the serve tests.
+A source STAC API on 127.0.0.1 (`stacmask serve` in a subprocess, over a static source
+catalog) serves six CB4A-WPM-L4-DN-1 scenes: two paths, two rows, December 2020 to February
+2021, each a 160 x 160 crop of the real labelled Sentinel-2 scene in ../shared turned into
+10-bit DN with no-data corners (tests/rasters.py). `stacmask build` masks them into the
+catalog the tests serve; the covers in `Scene` are read back from the built items.
 """
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,40 +22,28 @@ from pathlib import Path
 import numpy as np
 import pystac
 import rasterio
-from rasterio.transform import from_bounds
+import requests
+from affine import Affine
+from rasterio.warp import transform_geom
 
-from stacmask.constants import (
-    CLASS_NAMES,
-    CLEAR,
-    CLOUD,
-    COG_MEDIA_TYPE,
-    MASK_ASSET,
-    NODATA,
-    PREVIEW_ASSET,
-    PROP_BAND_MISMATCH,
-    PROP_CALIBRATION,
-    PROP_METHOD,
-    PROP_SHADOW_COVER,
-    PROP_VALID_PIXELS,
-    PROP_WATER_COVER,
-    SHADOW,
-    WATER,
-)
+from tests.rasters import dn_from_reflectance, write_bands
 
-COLLECTION_ID = "CB4A-WPM-L4-DN-1-mask"
-SIZE = 64
+SOURCE_COLLECTION = "CB4A-WPM-L4-DN-1"
+COLLECTION_ID = f"{SOURCE_COLLECTION}-mask"
+CROP = 160
+PIXEL = 8.0
+EPSG = 32723
 
 
 @dataclass(frozen=True)
-class Scene:
-    """What differs between the test scenes."""
+class SourceScene:
+    """A source scene: acquisition date, path/row and which crop of the labelled scene."""
 
     date: str
     path: int
     row: int
-    cloud: float
-    shadow: float
-    water: float
+    crop_row: int
+    crop_col: int
 
     @property
     def id(self) -> str:
@@ -55,175 +51,161 @@ class Scene:
         return f"CBERS_4A_WPM_{self.date.replace('-', '')}_{self.path:03d}_{self.row:03d}_L4"
 
     @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """A footprint per path/row: paths step west, rows step south."""
-        west = -44.0 - (self.path - 221) * 1.5
-        north = -4.0 - (self.row - 120) * 1.0
-        return (west, north - 1.0, west + 1.0, north)
+    def transform(self) -> Affine:
+        """UTM 23S grid: paths step 50 km west, rows 50 km south, dates shift a little."""
+        day = int(self.date[-2:])
+        x0 = 560_000.0 - (self.path - 221) * 50_000.0 + day * 100.0
+        y0 = 9_550_000.0 - (self.row - 120) * 50_000.0
+        return Affine(PIXEL, 0.0, x0, 0.0, -PIXEL, y0)
 
 
-SCENES: tuple[Scene, ...] = (
-    Scene("2020-12-20", 221, 120, 0.0, 0.0, 4.0),
-    Scene("2021-01-05", 221, 120, 10.5, 2.5, 3.0),
-    Scene("2021-01-10", 221, 121, 42.0, 9.0, 0.0),
-    Scene("2021-01-15", 222, 120, 1.0, 0.0, 12.0),
-    Scene("2021-01-28", 221, 120, 3.2, 0.5, 3.1),
-    Scene("2021-02-03", 221, 120, 14.9, 3.0, 2.0),
+SOURCE_SCENES: tuple[SourceScene, ...] = (
+    SourceScene("2020-12-20", 221, 120, 320, 128),
+    SourceScene("2021-01-05", 221, 120, 256, 128),
+    SourceScene("2021-01-10", 221, 121, 64, 320),
+    SourceScene("2021-01-15", 222, 120, 0, 64),
+    SourceScene("2021-01-28", 221, 120, 64, 0),
+    SourceScene("2021-02-03", 221, 120, 0, 256),
 )
 
-EXTENSIONS = [
-    "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-    "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
-    "https://stac-extensions.github.io/view/v1.0.0/schema.json",
-    "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-    "https://stac-extensions.github.io/file/v2.1.0/schema.json",
-    "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
-    "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
-]
+
+@dataclass(frozen=True)
+class Scene:
+    """A built mask item, as the tests check it (read from its JSON, not via stacmask)."""
+
+    id: str
+    date: str
+    path: int
+    row: int
+    cloud: float
+    shadow: float
+    water: float
+    bbox: tuple[float, float, float, float]
 
 
-def _mask(scene: Scene) -> np.ndarray:
-    """A mask whose class shares follow the scene's covers (no-data in one corner)."""
-    data = np.full((SIZE, SIZE), CLEAR, dtype=np.uint8)
-    flat = data.reshape(-1)
-    valid = SIZE * SIZE - 8 * 8
-    start = 0
-    for code, share in ((CLOUD, scene.cloud), (SHADOW, scene.shadow), (WATER, scene.water)):
-        count = round(valid * share / 100)
-        flat[start : start + count] = code
-        start += count
-    data[-8:, -8:] = NODATA
-    return data
+def _footprint(scene: SourceScene) -> dict[str, object]:
+    t = scene.transform
+    west, north = t.c, t.f
+    east, south = west + CROP * PIXEL, north - CROP * PIXEL
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    utm = {"type": "Polygon", "coordinates": [ring]}
+    return dict(transform_geom(f"EPSG:{EPSG}", "EPSG:4326", utm))
 
 
-def _write_mask(path: Path, scene: Scene) -> None:
-    west, south, east, north = scene.bounds
-    profile = {
-        "driver": "COG",
-        "width": SIZE,
-        "height": SIZE,
-        "count": 1,
-        "dtype": "uint8",
-        "nodata": NODATA,
-        "crs": "EPSG:4326",
-        "transform": from_bounds(west, south, east, north, SIZE, SIZE),
-        "compress": "deflate",
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(_mask(scene), 1)
-
-
-def _write_preview(path: Path, scene: Scene) -> None:
-    mask = _mask(scene)
-    rgba = np.zeros((4, SIZE, SIZE), dtype=np.uint8)
-    for code, (_, _, colour) in CLASS_NAMES.items():
-        rgb = [int(colour[i : i + 2], 16) for i in (0, 2, 4)]
-        for band in range(3):
-            rgba[band][mask == code] = rgb[band]
-    rgba[3] = np.where(mask == NODATA, 0, 255)
-    with rasterio.open(
-        path, "w", driver="PNG", width=SIZE, height=SIZE, count=4, dtype="uint8"
-    ) as dst:
-        dst.write(rgba)
-
-
-def make_test_catalog(root: Path) -> Path:
-    """Write the catalog under `root` and return `root`."""
-    catalog = pystac.Catalog(
-        id="stacmask-test",
-        title="stacmask test masks",
-        description="Cloud, shadow and water masks of CBERS-4A WPM scenes (test data).",
-    )
+def make_source_catalog(root: Path, reflectance: Path) -> Path:
+    """Write the static source catalog (bands as GeoTIFF DN) under `root`; return `root`."""
+    with rasterio.open(reflectance) as src:
+        full = src.read()
+    catalog = pystac.Catalog(id="source", description="Test source scenes (CBERS-4A WPM DN).")
     collection = pystac.Collection(
-        id=COLLECTION_ID,
-        title="CBERS-4A WPM masks",
-        description="Cloud, cloud-shadow and water masks of CB4A-WPM-L4-DN-1 scenes.",
+        id=SOURCE_COLLECTION,
+        title="CBERS-4A WPM L4 DN (test scenes)",
+        description="Crops of a real labelled scene, as CBERS-4A WPM DN.",
         extent=pystac.Extent(
-            pystac.SpatialExtent([[-45.5, -6.0, -43.0, -4.0]]),
-            pystac.TemporalExtent(
-                [
-                    [
-                        datetime(2020, 12, 20, tzinfo=timezone.utc),
-                        datetime(2021, 2, 4, tzinfo=timezone.utc),
-                    ]
-                ]
-            ),
+            pystac.SpatialExtent([[-46.0, -6.0, -43.0, -3.0]]),
+            pystac.TemporalExtent([[datetime(2020, 12, 1, tzinfo=timezone.utc), None]]),
         ),
         license="CC-BY-SA-4.0",
     )
     catalog.add_child(collection)
-    classes = [
-        {"value": code, "name": name, "description": description, "color_hint": colour}
-        for code, (name, description, colour) in CLASS_NAMES.items()
-    ]
-    for scene in SCENES:
-        west, south, east, north = scene.bounds
+    for scene in SOURCE_SCENES:
+        geometry = _footprint(scene)
+        coords = np.array(geometry["coordinates"][0])  # type: ignore[index]
         when = datetime.fromisoformat(f"{scene.date}T13:20:00+00:00")
         item = pystac.Item(
             id=scene.id,
-            geometry={
-                "type": "Polygon",
-                "coordinates": [
-                    [[west, south], [east, south], [east, north], [west, north], [west, south]]
-                ],
-            },
-            bbox=[west, south, east, north],
+            geometry=geometry,
+            bbox=[*coords.min(axis=0), *coords.max(axis=0)],
             datetime=when,
             properties={
-                "start_datetime": when.isoformat().replace("+00:00", "Z"),
-                "end_datetime": (when + timedelta(seconds=20)).isoformat().replace("+00:00", "Z"),
-                "eo:cloud_cover": scene.cloud,
-                PROP_SHADOW_COVER: scene.shadow,
-                PROP_WATER_COVER: scene.water,
-                PROP_VALID_PIXELS: SIZE * SIZE - 64,
-                PROP_METHOD: "notebook",
-                PROP_BAND_MISMATCH: False,
-                PROP_CALIBRATION: "default",
-                "view:sun_elevation": 55.0,
-                "view:sun_azimuth": 80.0,
-                "proj:code": "EPSG:4326",
-                "proj:shape": [SIZE, SIZE],
-                "proj:bbox": [west, south, east, north],
-                "processing:software": {"stacmask": "0.1.0"},
+                "platform": "cbers-4a",
+                "instruments": ["WPM"],
                 "cbers:path": scene.path,
                 "cbers:row": scene.row,
             },
-            stac_extensions=list(EXTENSIONS),
+            start_datetime=when,
+            end_datetime=when + timedelta(seconds=20),
         )
-        item.add_link(
-            pystac.Link(
-                "derived_from",
-                f"https://data.inpe.br/bdc/stac/v1/collections/CB4A-WPM-L4-DN-1/items/{scene.id}",
-                media_type="application/geo+json",
+        for band in range(1, 5):
+            item.add_asset(
+                f"BAND{band}",
+                pystac.Asset(f"./{scene.id}_BAND{band}.tif", media_type="image/tiff"),
             )
-        )
-        item.add_asset(
-            MASK_ASSET,
-            pystac.Asset(
-                href=f"./{scene.id}_mask.tif",
-                media_type=COG_MEDIA_TYPE,
-                title="Cloud, shadow and water mask",
-                roles=["data"],
-                extra_fields={
-                    "classification:classes": classes,
-                    "raster:bands": [{"data_type": "uint8", "nodata": NODATA}],
-                },
-            ),
-        )
-        item.add_asset(
-            PREVIEW_ASSET,
-            pystac.Asset(
-                href=f"./{scene.id}_preview.png",
-                media_type="image/png",
-                title="Preview",
-                roles=["thumbnail"],
-            ),
-        )
         collection.add_item(item)
     catalog.normalize_hrefs(str(root))
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
-    for scene in SCENES:
-        folder = root / COLLECTION_ID / scene.id
-        _write_mask(folder / f"{scene.id}_mask.tif", scene)
-        _write_preview(folder / f"{scene.id}_preview.png", scene)
+    for scene in SOURCE_SCENES:
+        crop = full[
+            :, scene.crop_row : scene.crop_row + CROP, scene.crop_col : scene.crop_col + CROP
+        ]
+        folder = root / SOURCE_COLLECTION / scene.id
+        write_bands(
+            folder,
+            dn_from_reflectance(crop),
+            name=scene.id,
+            blocksize=128,
+            transform=scene.transform,
+            epsg=EPSG,
+        )
     return root
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def build_mask_catalog(source: Path, out: Path) -> Path:
+    """Serve `source` with `stacmask serve` in a subprocess and run `stacmask build` on it."""
+    from stacmask.build import BuildOptions, build
+    from stacmask.constants import BAND_KEY_PRESETS
+
+    port = _free_port()
+    command = [sys.executable, "-m", "stacmask", "serve", str(source), "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(url, timeout=2).raise_for_status()
+                break
+            except requests.RequestException:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the source STAC API did not start") from None
+                time.sleep(0.1)
+        options = BuildOptions(
+            out=out, keys=BAND_KEY_PRESETS["bdc"], stac_url=url, collection=SOURCE_COLLECTION
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # no XML metadata: default gains, said once a scene
+            report = build(options, echo=lambda _: None, progress=False)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    if not report.ok or len(report.done) != len(SOURCE_SCENES):
+        raise RuntimeError(f"stacmask build failed: {report.failed}")
+    return out
+
+
+def load_scenes(catalog: Path) -> tuple[Scene, ...]:
+    """The built items, read straight from their JSON files (layout of HELPERS.md)."""
+    scenes = []
+    for source in SOURCE_SCENES:
+        path = catalog / COLLECTION_ID / source.id / f"{source.id}.json"
+        item = json.loads(path.read_text())
+        props = item["properties"]
+        scenes.append(
+            Scene(
+                id=item["id"],
+                date=props["datetime"][:10],
+                path=props["cbers:path"],
+                row=props["cbers:row"],
+                cloud=props["eo:cloud_cover"],
+                shadow=props["stacmask:shadow_cover"],
+                water=props["stacmask:water_cover"],
+                bbox=tuple(item["bbox"]),  # type: ignore[arg-type]
+            )
+        )
+    return tuple(scenes)

@@ -16,12 +16,11 @@ import pytest
 
 from stacmask.browser import browser_dist
 from tests.conftest import REPO, ServerThread, ci
-from tests.serve_catalog import COLLECTION_ID, SCENES
+from tests.serve_catalog import COLLECTION_ID, Scene
 
 CHROMIUM = Path("/usr/bin/chromium")
 E2E = REPO / "tests" / "e2e"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
-MAX_CLOUD = 15
 
 
 def _require(condition: bool, message: str) -> None:
@@ -31,7 +30,9 @@ def _require(condition: bool, message: str) -> None:
         pytest.skip(message)
 
 
-def test_stac_browser_shows_items_and_searches(api_server: ServerThread) -> None:
+def test_stac_browser_shows_items_and_searches(
+    api_server: ServerThread, mask_catalog: Path, scenes: tuple[Scene, ...]
+) -> None:
     _require(browser_dist() is not None, "STAC Browser not built: run `stacmask browser build`")
     _require(CHROMIUM.is_file(), f"{CHROMIUM} missing: apt-get install chromium")
     node = shutil.which("node")
@@ -41,22 +42,27 @@ def test_stac_browser_shows_items_and_searches(api_server: ServerThread) -> None
         "playwright-core missing: npm install in tests/e2e",
     )
     assert node is not None
+    collection_file = mask_catalog / COLLECTION_ID / "collection.json"
+    collection = json.loads(collection_file.read_text())
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    item = SCENES[1]
-    matching = sorted((s for s in SCENES if s.cloud < MAX_CLOUD), key=lambda s: s.date)[::-1]
+    item = scenes[1]
+    # A threshold between the 4th and 5th least cloudy items: the search must leave some out.
+    clouds = sorted(s.cloud for s in scenes)
+    max_cloud = round((clouds[3] + clouds[4]) / 2, 2)
+    matching = sorted((s for s in scenes if s.cloud < max_cloud), key=lambda s: s.date)[::-1]
     config = {
         "url": api_server.url,
         "out": str(ARTIFACTS),
         "chromium": str(CHROMIUM),
-        "catalogTitle": "stacmask test masks",
-        "collectionTitle": "CBERS-4A WPM masks",
+        "catalogTitle": json.loads((mask_catalog / "catalog.json").read_text())["title"],
+        "collectionTitle": collection["title"],
         "collection": COLLECTION_ID,
         "item": item.id,
-        "cloud": f"{item.cloud:g}",
-        "maxCloud": MAX_CLOUD,
+        "cloud": item.cloud,
+        "maxCloud": max_cloud,
         "searchIds": [s.id for s in matching],
-        "excludedIds": [s.id for s in SCENES if s.cloud >= MAX_CLOUD],
+        "excludedIds": [s.id for s in scenes if s.cloud >= max_cloud],
     }
     assert config["excludedIds"], "the search must leave something out to prove the filter"
     done = subprocess.run(
