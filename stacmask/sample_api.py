@@ -423,14 +423,15 @@ def _handler(api: SampleStacApi) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             url = urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)  # always drain it: the connection is kept alive
             if self._faulted(url.path):
                 return
             if url.path != "/search":
                 self._error(405, "read-only: POST is only for /search")
                 return
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                params = json.loads(self.rfile.read(length) or b"{}")
+                params = json.loads(body or b"{}")
                 if not isinstance(params, dict):
                     raise ValueError("the search body must be a JSON object")
                 self._json(200, api.page(params, "POST", url.path), "application/geo+json")
