@@ -105,7 +105,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
         stage = "read"
         mask_path = task.item_dir / f"{source.id}_mask.tif"
         preview_path = task.item_dir / f"{source.id}_preview.png"
-        with RasterBandSource(hrefs, radiometry.scene_info()) as bands:
+        with RasterBandSource(hrefs, radiometry.scene_info(), timeout=task.timeout) as bands:
             stage = "mask"
             method = get_method(task.method)
             result = mask_scene(bands, method, mask_path, preview_path)

@@ -221,6 +221,37 @@ def validate(
     typer.echo(f"valid: {report.checked} STAC object(s) in {catalog}")
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("catalogs/demo"), "--out", help="Catalog folder to write."),
+    scenes: int = typer.Option(3, "--scenes", min=1, max=20, help="Number of sample scenes."),
+    size: int = typer.Option(1024, "--size", min=256, max=8192, help="Scene size in pixels."),
+    method: str = typer.Option(
+        DEFAULT_METHOD, "--method", callback=check_method, help="Mask method."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Scenes processed in parallel."),
+) -> None:
+    """Build a catalog from embedded sample scenes served on 127.0.0.1 (no network needed)."""
+    from stacmask.demo import run_demo
+
+    try:
+        report = run_demo(
+            out, scenes=scenes, size=size, method=method, workers=workers, echo=typer.echo
+        )
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"\n{len(report.done)} scene(s) added, {len(report.skipped)} already present, "
+        f"{len(report.failed)} failed.\n"
+        f"Catalog: {out / 'catalog.json'}\n"
+        f"Validate it:  stacmask validate {out}\n"
+        "  (offline, add --schema-map FILE mapping schema URLs to local copies)\n"
+        f"Browse it:    stacmask serve {out}   then open the printed /browser/ address"
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 # --- serve / search / export / browser (issue 4) ---------------------------------------------
 CatalogArg = Annotated[Path, typer.Argument(help="Catalog folder (with catalog.json).")]
 BboxOpt = Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")]

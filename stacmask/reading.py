@@ -29,14 +29,13 @@ from stacmask.reflectance import reflectance_factors
 from stacmask.scene import BandStats, SceneInfo
 
 #: GDAL settings for reading bands over HTTP: retries on 429/5xx, timeouts, no directory
-#: listing of the remote folder, merged range requests.
+#: listing of the remote folder, merged consecutive range requests.
 GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
     "GDAL_HTTP_MAX_RETRY": 3,
     "GDAL_HTTP_RETRY_DELAY": 1,
     "GDAL_HTTP_TIMEOUT": 60,
     "GDAL_HTTP_CONNECTTIMEOUT": 15,
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "CPL_VSIL_CURL_USE_HEAD": "NO",
 }
@@ -58,6 +57,7 @@ class RasterBandSource:
         *,
         scratch_dir: str | os.PathLike[str] | None = None,
         threads: int = 4,
+        timeout: float = 60.0,
     ) -> None:
         if len(hrefs) != 4:
             raise ValueError("RasterBandSource needs exactly four bands: blue, green, red, nir")
@@ -65,6 +65,7 @@ class RasterBandSource:
         self._make_info = make_info
         self._scratch_dir = scratch_dir
         self._threads = threads
+        self._gdal = {**GDAL_HTTP_OPTIONS, "GDAL_HTTP_TIMEOUT": max(1, round(timeout))}
         self._scratch: tempfile._TemporaryFileWrapper[bytes] | None = None
         self._stats: BandStats | None = None
         self.nodata: float = 0.0
@@ -78,7 +79,7 @@ class RasterBandSource:
     def _open_and_check(self) -> SceneInfo:
         shapes = []
         first = None
-        with rasterio.Env(**GDAL_HTTP_OPTIONS):
+        with rasterio.Env(**self._gdal):
             for href in self.hrefs:
                 try:
                     with rasterio.open(href) as ds:
@@ -166,7 +167,7 @@ class RasterBandSource:
         maximum = np.full(4, -np.inf)
         mismatch = 0
         with (
-            rasterio.Env(**GDAL_HTTP_OPTIONS),
+            rasterio.Env(**self._gdal),
             ThreadPoolExecutor(self._threads) as pool,
         ):
             datasets = [self._open(href) for href in self.hrefs]
