@@ -16,7 +16,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -319,18 +319,33 @@ def parse_intersects(value: str | Mapping[str, Any]) -> BaseGeometry:
     return geometry
 
 
-def _parse_instant(text: str, *, end_of_day: bool = False) -> datetime:
-    """An RFC 3339 timestamp (or a plain date) as an aware UTC datetime."""
+#: Date-only forms, each standing for a whole year, month or day.
+_PERIODS: tuple[tuple[int, str], ...] = ((4, "%Y"), (7, "%Y-%m"), (10, "%Y-%m-%d"))
+
+
+def _parse_instant(text: str, *, end_of_period: bool = False) -> datetime:
+    """An RFC 3339 timestamp, or YYYY, YYYY-MM or YYYY-MM-DD, as an aware UTC datetime.
+
+    A date-only value gives the first instant of its period, or the last with `end_of_period`.
+    """
     value = str(text).strip()
     try:
-        if len(value) == 10:  # YYYY-MM-DD: a whole day
-            day = datetime.strptime(value, "%Y-%m-%d").date()
-            parsed = datetime.combine(day, time.max if end_of_day else time.min)
-        else:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        form = next((fmt for length, fmt in _PERIODS if len(value) == length), None)
+        if form is not None:
+            first = datetime.strptime(value, form).replace(tzinfo=timezone.utc)
+            if not end_of_period:
+                return first
+            if form == "%Y":
+                following = first.replace(year=first.year + 1)
+            elif form == "%Y-%m":
+                following = (first + timedelta(days=32)).replace(day=1)
+            else:
+                following = first + timedelta(days=1)
+            return following - timedelta(microseconds=1)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise QueryError(
-            f"datetime {text!r}: not an RFC 3339 timestamp or YYYY-MM-DD date"
+            f"datetime {text!r}: not an RFC 3339 timestamp nor YYYY, YYYY-MM or YYYY-MM-DD"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
@@ -340,19 +355,19 @@ def _parse_instant(text: str, *, end_of_day: bool = False) -> datetime:
 def parse_datetime(value: str) -> tuple[datetime | None, datetime | None]:
     """A STAC API datetime: an instant, or an interval `start/end` with `..` or empty open ends.
 
-    A plain date (YYYY-MM-DD) stands for the whole day.
+    A date-only value (YYYY, YYYY-MM, YYYY-MM-DD) stands for its whole year, month or day.
     """
     text = value.strip()
     if not text:
         raise QueryError("datetime: empty value")
     if "/" not in text:
-        return _parse_instant(text), _parse_instant(text, end_of_day=True)
+        return _parse_instant(text), _parse_instant(text, end_of_period=True)
     parts = text.split("/")
     if len(parts) != 2:
         raise QueryError(f"datetime {value!r}: an interval has exactly one '/'")
     start_text, end_text = (part.strip() for part in parts)
     start = None if start_text in ("", "..") else _parse_instant(start_text)
-    end = None if end_text in ("", "..") else _parse_instant(end_text, end_of_day=True)
+    end = None if end_text in ("", "..") else _parse_instant(end_text, end_of_period=True)
     if start is None and end is None:
         raise QueryError(f"datetime {value!r}: both ends of the interval are open")
     if start is not None and end is not None and start > end:

@@ -92,6 +92,11 @@ def test_datetime_instants_intervals_and_days(
     january = scene_ids(scenes, lambda s: s.date.startswith("2021-01"))
     assert set(ids(index, datetime="2021-01-01T00:00:00Z/2021-01-31T23:59:59Z")) == january
     assert set(ids(index, datetime="2021-01-01/2021-01-31")) == january
+    assert set(ids(index, datetime="2021-01")) == january
+    assert set(ids(index, datetime="2021")) == scene_ids(scenes, lambda s: s.date[:4] == "2021")
+    assert set(ids(index, datetime="2020-12/2021-01")) == scene_ids(
+        scenes, lambda s: s.date < "2021-02"
+    )
     early = scene_ids(scenes, lambda s: s.date < "2021-01-04")
     assert set(ids(index, datetime="../2021-01-04")) == early
     late = scene_ids(scenes, lambda s: s.date >= "2021-01-28")
@@ -192,6 +197,8 @@ def test_pages_cover_the_selection_once(index: CatalogIndex, scenes: tuple[Scene
         ({"bbox": "0,10,1,5"}, "south"),
         ({"bbox": "0,0,200,1"}, "west and east"),
         ({"datetime": "yesterday"}, "datetime"),
+        ({"datetime": "2021-13"}, "datetime"),
+        ({"datetime": "2021-02-30"}, "datetime"),
         ({"datetime": "2021-02-01/2021-01-01"}, "start is after end"),
         ({"datetime": "../.."}, "open"),
         ({"filter": "eo:cloud_cover <"}, "CQL2"),

@@ -439,3 +439,22 @@ def _listening_addresses(port: int) -> set[str]:
             else:
                 found.add(address)
     return found
+
+
+def test_a_demo_catalog_is_served_and_searched(tmp_path: Path) -> None:
+    """`stacmask demo` output (synthetic scenes with XML) works with serve and search alike."""
+    from stacmask.demo import run_demo
+
+    out = tmp_path / "demo"
+    report = run_demo(out, scenes=4, size=256, echo=lambda _: None, progress=False)
+    assert report.ok and len(report.done) == 4
+    with ServerThread(create_app(out)) as server:
+        client = Client.open(server.url + "/")
+        query = {"filter": '"cbers:path" = 221', "sortby": "+eo:cloud_cover"}
+        found = [item.id for item in client.search(**query).items()]
+        assert found == cli_ids(out, "--filter", query["filter"], "--sortby", query["sortby"])
+        assert found and all("_221_" in item_id for item_id in found)
+        item = next(client.search(ids=found[:1]).items())
+        assert item.properties["view:sun_elevation"] is not None
+        mask = requests.get(item.assets["mask"].href, headers={"Range": "bytes=0-3"}, timeout=10)
+        assert mask.status_code == 206 and mask.content in (b"II*\x00", b"MM\x00*")
