@@ -127,7 +127,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
             item=item.to_dict(transform_hrefs=False),
             result=result,
         )
-    except (StacmaskError, pystac.STACError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # one scene's fault, whatever it is, never stops the build
         return SceneOutcome(
             scene_id,
             time.monotonic() - started,
