@@ -104,6 +104,12 @@ def build(
     workers: int = typer.Option(
         1, "--workers", min=1, help="Scenes processed in parallel (processes)."
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster; "
+        "this process still writes the catalog. Needs stacmask[dask].",
+    ),
     force: bool = typer.Option(False, "--force", help="Redo scenes already in the catalog."),
     band_keys: str = typer.Option(
         DEFAULT_BAND_KEYS,
@@ -118,6 +124,8 @@ def build(
     from stacmask.build import BuildOptions
     from stacmask.build import build as run_build
 
+    if scheduler and workers > 1:
+        raise typer.BadParameter("give either --workers or --scheduler, not both")
     scene_ids = [i.strip() for value in ids or [] for i in value.split(",") if i.strip()]
     options = BuildOptions(
         out=out,
@@ -132,6 +140,7 @@ def build(
         workers=workers,
         force=force,
         timeout=timeout,
+        scheduler=scheduler,
     )
     try:
         report = run_build(options, echo=typer.echo, progress=not quiet)

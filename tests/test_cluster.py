@@ -1,0 +1,283 @@
+"""Builds on a real Dask LocalCluster (worker processes) against a STAC API on 127.0.0.1.
+
+A Dask build must give the same catalog as a local build, resume like one, and record a failing
+scene or a dead worker as that scene's failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from typer.testing import CliRunner
+
+from stacmask.build import BuildOptions, SceneTask, build
+from stacmask.catalog import CatalogFolder
+from stacmask.cli import app
+from stacmask.cluster import RemoteOutcome, process_scene_remote, run_on_dask
+from stacmask.constants import BAND_KEY_PRESETS
+from stacmask.errors import StacmaskError
+from stacmask.validate import validate_catalog
+from tests.conftest import shared_path
+from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands
+from tests.stac_api import SampleApi, serve
+
+distributed = pytest.importorskip("distributed")
+
+COLLECTION = "TEST-WPM-L4-DN"
+MASK_COLLECTION = f"{COLLECTION}-mask"
+KEYS = BAND_KEY_PRESETS["bdc"]
+#: Four 256 x 256 scenes: the quadrants of the real labelled scene (row, column offsets).
+QUADRANTS = {
+    "TEST_WPM_20210105_001_001_L4": (0, 0),
+    "TEST_WPM_20210105_001_002_L4": (0, 256),
+    "TEST_WPM_20210105_002_001_L4": (256, 0),
+    "TEST_WPM_20210105_002_002_L4": (256, 256),
+}
+QUADRANTS_FIRST = next(iter(QUADRANTS))
+#: A scene whose red band is missing on the server: it must fail at the read stage.
+BROKEN = "TEST_WPM_20210105_003_001_L4"
+#: Item fields that legitimately differ between two runs.
+RUN_DEPENDENT = ("created", "updated")
+
+
+def _item(api: SampleApi, scene_id: str, bands: list[str], xml: str) -> dict[str, Any]:
+    west, north = -47.0, -15.0
+    bbox = [west, north - 0.02, west + 0.02, north]
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "id": scene_id,
+        "collection": COLLECTION,
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [
+                [
+                    [bbox[0], bbox[1]],
+                    [bbox[2], bbox[1]],
+                    [bbox[2], bbox[3]],
+                    [bbox[0], bbox[3]],
+                    [bbox[0], bbox[1]],
+                ]
+            ],
+        },
+        "bbox": bbox,
+        "properties": {"datetime": "2021-01-05T13:20:00Z", "platform": "test"},
+        "assets": {
+            **{
+                key: {"href": api.file_url(name), "type": "image/tiff; application=geotiff"}
+                for key, name in zip(KEYS.bands, bands, strict=True)
+            },
+            "BAND1_xml": {"href": api.file_url(xml), "type": "application/xml"},
+        },
+        "links": [],
+    }
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleApi]:
+    """Five scenes served over HTTP: four real-data quadrants and one with a missing band."""
+    files = tmp_path_factory.mktemp("files")
+    with rasterio.open(shared_path("data/labelled/sentinel2_reflectance.tif")) as src:
+        reflectance = src.read()
+    xml = shared_path("data/inpe-xml/CBERS_4A_WPM_20200730_209_139_L4_BAND2.xml")
+    shutil.copy(xml, files / xml.name)
+    with serve(SampleApi(files)) as sample:
+        sample.add_collection(COLLECTION)
+        for scene_id, (row, col) in QUADRANTS.items():
+            dn = dn_from_reflectance(reflectance[:, row : row + 256, col : col + 256])
+            transform = TRANSFORM * Affine.translation(col, row)
+            paths = write_bands(files, dn, name=scene_id, blocksize=128, transform=transform)
+            sample.add_item(_item(sample, scene_id, [p.name for p in paths], xml.name))
+        broken = [f"{QUADRANTS_FIRST}_BAND{b}.tif" for b in (1, 2)] + ["gone.tif", "gone.tif"]
+        sample.add_item(_item(sample, BROKEN, broken, xml.name))
+        yield sample
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Two single-threaded worker processes; a task whose worker dies is retried once."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"allowed_failures": 1},
+    ) as local_cluster:
+        yield local_cluster
+
+
+def _options(api: SampleApi, out: Path, **kwargs: Any) -> BuildOptions:
+    return BuildOptions(
+        out=out, keys=KEYS, stac_url=api.url, collection=COLLECTION, timeout=10, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def local_catalog(api: SampleApi, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The catalog of a plain in-process build."""
+    out = tmp_path_factory.mktemp("local") / "cat"
+    build(_options(api, out), echo=lambda _: None, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dask_catalog(api: SampleApi, cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The catalog of `stacmask build --scheduler` on the LocalCluster."""
+    out = tmp_path_factory.mktemp("dask") / "cat"
+    args = ["build", "--out", str(out), "--stac-url", api.url, "--collection", COLLECTION]
+    args += ["--scheduler", cluster.scheduler_address, "--timeout", "10", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output  # the broken scene fails
+    assert "4 scene(s) added, 0 already present, 1 failed" in result.output
+    return out
+
+
+def _read(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _comparable_item(path: Path) -> dict[str, Any]:
+    item = _read(path)
+    for key in RUN_DEPENDENT:
+        item["properties"].pop(key, None)
+    return item
+
+
+def _comparable_collection(path: Path) -> dict[str, Any]:
+    collection = _read(path)
+    collection["links"] = sorted(collection["links"], key=lambda link: link["href"])
+    return collection
+
+
+def test_dask_build_gives_the_same_catalog_as_a_local_build(
+    local_catalog: Path, dask_catalog: Path, schema_map: Path
+) -> None:
+    local, remote = CatalogFolder(local_catalog), CatalogFolder(dask_catalog)
+    assert local.item_ids(MASK_COLLECTION) == set(QUADRANTS)
+    assert remote.item_ids(MASK_COLLECTION) == set(QUADRANTS)
+    assert _read(local.catalog_path) == _read(remote.catalog_path)
+    assert _comparable_collection(local.collection_path(MASK_COLLECTION)) == (
+        _comparable_collection(remote.collection_path(MASK_COLLECTION))
+    )
+    covers = set()
+    for scene_id in QUADRANTS:
+        a = local.item_dir(MASK_COLLECTION, scene_id)
+        b = remote.item_dir(MASK_COLLECTION, scene_id)
+        assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+        item = _comparable_item(a / f"{scene_id}.json")
+        assert item == _comparable_item(b / f"{scene_id}.json")
+        covers.add(item["properties"]["eo:cloud_cover"])
+        with (
+            rasterio.open(a / f"{scene_id}_mask.tif") as x,
+            rasterio.open(b / f"{scene_id}_mask.tif") as y,
+        ):
+            assert x.profile == y.profile
+            np.testing.assert_array_equal(x.read(1), y.read(1))
+        # Identical pixels give identical files, so file:checksum agrees too (compared above).
+        for suffix in ("_mask.tif", "_preview.png"):
+            assert (a / f"{scene_id}{suffix}").read_bytes() == (
+                b / f"{scene_id}{suffix}"
+            ).read_bytes()
+    assert len(covers) > 1, "the scenes must differ for the comparison to mean anything"
+    report = validate_catalog(dask_catalog, schema_map)
+    assert report.ok, [str(p) for p in report.problems]
+
+
+def test_failing_scene_is_recorded_like_a_local_build(
+    local_catalog: Path, dask_catalog: Path
+) -> None:
+    remote = CatalogFolder(dask_catalog).failures()
+    local = CatalogFolder(local_catalog).failures()
+    assert set(remote) == set(local) == {BROKEN}
+    for key in ("stage", "error", "attempts"):
+        assert remote[BROKEN][key] == local[BROKEN][key]
+    assert remote[BROKEN]["stage"] == "read"
+    assert "gone.tif" in remote[BROKEN]["message"]
+    assert not CatalogFolder(dask_catalog).item_dir(MASK_COLLECTION, BROKEN).exists()
+
+
+def test_second_dask_build_skips_finished_scenes_and_retries_failures(
+    api: SampleApi, cluster: Any, dask_catalog: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "cat"
+    shutil.copytree(dask_catalog, out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    report = build(
+        _options(api, out, scheduler=cluster.scheduler_address), echo=lambda _: None, progress=False
+    )
+    assert sorted(report.skipped) == sorted(QUADRANTS)
+    assert report.done == []
+    assert list(report.failed) == [BROKEN]
+    assert CatalogFolder(out).failures()[BROKEN]["attempts"] == 2
+    changed = {p for p in out.rglob("*") if p.is_file() and before.get(p) != p.stat().st_mtime_ns}
+    assert changed == {out / "failures.json"}
+
+    redo = QUADRANTS_FIRST
+    report = build(
+        _options(api, out, scheduler=cluster.scheduler_address, ids=[redo], force=True),
+        echo=lambda _: None,
+        progress=False,
+    )
+    assert report.done == [redo]
+    assert CatalogFolder(out).item_ids(MASK_COLLECTION) == set(QUADRANTS)
+
+
+def die_on_first_scene(task: SceneTask) -> RemoteOutcome:
+    """Kill the worker process on the first quadrant; mask the others normally."""
+    if task.item["id"] == QUADRANTS_FIRST:
+        os._exit(13)
+    return process_scene_remote(task)
+
+
+def test_dead_worker_is_a_failure_of_its_scene(
+    api: SampleApi, cluster: Any, tmp_path: Path
+) -> None:
+    survivor = list(QUADRANTS)[1]
+    tasks = [
+        SceneTask(
+            item=next(i for i in api.items if i["id"] == scene_id),
+            source_href=None,
+            item_dir=tmp_path / scene_id,
+            keys=KEYS,
+            method="notebook",
+            timeout=10,
+        )
+        for scene_id in (QUADRANTS_FIRST, survivor)
+    ]
+    outcomes = {
+        o.scene_id: o
+        for o in run_on_dask(tasks, cluster.scheduler_address, scene=die_on_first_scene)
+    }
+    dead = outcomes[QUADRANTS_FIRST]
+    assert dead.item is None
+    assert (dead.stage, dead.error_type) == ("worker", "KilledWorker")
+    assert outcomes[survivor].item is not None
+    assert sorted(p.name for p in (tmp_path / survivor).iterdir()) == [
+        f"{survivor}_mask.tif",
+        f"{survivor}_preview.png",
+    ]
+    assert not (tmp_path / QUADRANTS_FIRST).exists()
+
+
+def test_scheduler_and_workers_are_exclusive(tmp_path: Path) -> None:
+    args = ["build", "--out", str(tmp_path), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "not both" in result.output
+
+
+def test_unreachable_scheduler_is_a_clear_error(api: SampleApi, tmp_path: Path) -> None:
+    task = SceneTask(api.items[0], None, tmp_path, KEYS, "notebook", 10)
+    with pytest.raises(StacmaskError, match=r"cannot connect to the Dask scheduler at tcp://"):
+        list(run_on_dask([task], "tcp://127.0.0.1:9", connect_timeout=1))
