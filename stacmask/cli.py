@@ -227,3 +227,30 @@ def validate(
     if not report.ok:
         raise fail(f"{len(report.problems)} problem(s) in {report.checked} object(s)", 1)
     typer.echo(f"valid: {report.checked} STAC object(s) in {catalog}")
+
+
+@app.command()
+def geoparquet(
+    catalog: Path = typer.Argument(..., help="Catalog folder or catalog.json."),
+    output: Path = typer.Argument(..., help="stac-geoparquet file to write, e.g. items.parquet."),
+    ndjson: Path | None = typer.Option(
+        None, "--ndjson", help="Also write the items as NDJSON (for `pypgstac load items`)."
+    ),
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="URL the catalog folder is served from: hrefs become URLs under it "
+        "(default: absolute file paths).",
+    ),
+) -> None:
+    """Export every item of a catalog to stac-geoparquet, queryable with DuckDB or GeoPandas."""
+    from stacmask.geoparquet import export_items
+
+    try:
+        report = export_items(catalog, output, ndjson=ndjson, base_url=base_url)
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"{output}: {report.items} item(s) of {', '.join(report.collections)}"
+        + (f"; NDJSON: {ndjson}" if ndjson else "")
+    )

@@ -13,92 +13,38 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import distributed
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 from typer.testing import CliRunner
 
-from stacmask.build import BuildOptions, SceneTask, build
+from stacmask.build import SceneTask, build
 from stacmask.catalog import CatalogFolder
 from stacmask.cli import app
 from stacmask.cluster import RemoteOutcome, process_scene_remote, run_on_dask
-from stacmask.constants import BAND_KEY_PRESETS
 from stacmask.errors import StacmaskError
 from stacmask.validate import validate_catalog
-from tests.conftest import shared_path
-from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands
-from tests.stac_api import SampleApi, serve
+from tests.sample_scenes import (
+    BROKEN,
+    COLLECTION,
+    FIRST,
+    KEYS,
+    MASK_COLLECTION,
+    QUADRANTS,
+    build_options,
+    serve_scenes,
+)
+from tests.stac_api import SampleApi
 
-distributed = pytest.importorskip("distributed")
-
-COLLECTION = "TEST-WPM-L4-DN"
-MASK_COLLECTION = f"{COLLECTION}-mask"
-KEYS = BAND_KEY_PRESETS["bdc"]
-#: Four 256 x 256 scenes: the quadrants of the real labelled scene (row, column offsets).
-QUADRANTS = {
-    "TEST_WPM_20210105_001_001_L4": (0, 0),
-    "TEST_WPM_20210105_001_002_L4": (0, 256),
-    "TEST_WPM_20210105_002_001_L4": (256, 0),
-    "TEST_WPM_20210105_002_002_L4": (256, 256),
-}
-QUADRANTS_FIRST = next(iter(QUADRANTS))
-#: A scene whose red band is missing on the server: it must fail at the read stage.
-BROKEN = "TEST_WPM_20210105_003_001_L4"
 #: Item fields that legitimately differ between two runs.
 RUN_DEPENDENT = ("created", "updated")
 
 
-def _item(api: SampleApi, scene_id: str, bands: list[str], xml: str) -> dict[str, Any]:
-    west, north = -47.0, -15.0
-    bbox = [west, north - 0.02, west + 0.02, north]
-    return {
-        "type": "Feature",
-        "stac_version": "1.1.0",
-        "id": scene_id,
-        "collection": COLLECTION,
-        "geometry": {
-            "type": "Polygon",
-            "coordinates": [
-                [
-                    [bbox[0], bbox[1]],
-                    [bbox[2], bbox[1]],
-                    [bbox[2], bbox[3]],
-                    [bbox[0], bbox[3]],
-                    [bbox[0], bbox[1]],
-                ]
-            ],
-        },
-        "bbox": bbox,
-        "properties": {"datetime": "2021-01-05T13:20:00Z", "platform": "test"},
-        "assets": {
-            **{
-                key: {"href": api.file_url(name), "type": "image/tiff; application=geotiff"}
-                for key, name in zip(KEYS.bands, bands, strict=True)
-            },
-            "BAND1_xml": {"href": api.file_url(xml), "type": "application/xml"},
-        },
-        "links": [],
-    }
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleApi]:
-    """Five scenes served over HTTP: four real-data quadrants and one with a missing band."""
-    files = tmp_path_factory.mktemp("files")
-    with rasterio.open(shared_path("data/labelled/sentinel2_reflectance.tif")) as src:
-        reflectance = src.read()
-    xml = shared_path("data/inpe-xml/CBERS_4A_WPM_20200730_209_139_L4_BAND2.xml")
-    shutil.copy(xml, files / xml.name)
-    with serve(SampleApi(files)) as sample:
-        sample.add_collection(COLLECTION)
-        for scene_id, (row, col) in QUADRANTS.items():
-            dn = dn_from_reflectance(reflectance[:, row : row + 256, col : col + 256])
-            transform = TRANSFORM * Affine.translation(col, row)
-            paths = write_bands(files, dn, name=scene_id, blocksize=128, transform=transform)
-            sample.add_item(_item(sample, scene_id, [p.name for p in paths], xml.name))
-        broken = [f"{QUADRANTS_FIRST}_BAND{b}.tif" for b in (1, 2)] + ["gone.tif", "gone.tif"]
-        sample.add_item(_item(sample, BROKEN, broken, xml.name))
+    """Five scenes served over HTTP: four real-data quadrants and one with missing bands."""
+    with serve_scenes(tmp_path_factory.mktemp("files")) as sample:
         yield sample
 
 
@@ -116,17 +62,11 @@ def cluster() -> Iterator[Any]:
         yield local_cluster
 
 
-def _options(api: SampleApi, out: Path, **kwargs: Any) -> BuildOptions:
-    return BuildOptions(
-        out=out, keys=KEYS, stac_url=api.url, collection=COLLECTION, timeout=10, **kwargs
-    )
-
-
 @pytest.fixture(scope="module")
 def local_catalog(api: SampleApi, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The catalog of a plain in-process build."""
     out = tmp_path_factory.mktemp("local") / "cat"
-    build(_options(api, out), echo=lambda _: None, progress=False)
+    build(build_options(api, out), echo=lambda _: None, progress=False)
     return out
 
 
@@ -214,7 +154,9 @@ def test_second_dask_build_skips_finished_scenes_and_retries_failures(
     shutil.copytree(dask_catalog, out)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     report = build(
-        _options(api, out, scheduler=cluster.scheduler_address), echo=lambda _: None, progress=False
+        build_options(api, out, scheduler=cluster.scheduler_address),
+        echo=lambda _: None,
+        progress=False,
     )
     assert sorted(report.skipped) == sorted(QUADRANTS)
     assert report.done == []
@@ -223,9 +165,9 @@ def test_second_dask_build_skips_finished_scenes_and_retries_failures(
     changed = {p for p in out.rglob("*") if p.is_file() and before.get(p) != p.stat().st_mtime_ns}
     assert changed == {out / "failures.json"}
 
-    redo = QUADRANTS_FIRST
+    redo = FIRST
     report = build(
-        _options(api, out, scheduler=cluster.scheduler_address, ids=[redo], force=True),
+        build_options(api, out, scheduler=cluster.scheduler_address, ids=[redo], force=True),
         echo=lambda _: None,
         progress=False,
     )
@@ -235,7 +177,7 @@ def test_second_dask_build_skips_finished_scenes_and_retries_failures(
 
 def die_on_first_scene(task: SceneTask) -> RemoteOutcome:
     """Kill the worker process on the first quadrant; mask the others normally."""
-    if task.item["id"] == QUADRANTS_FIRST:
+    if task.item["id"] == FIRST:
         os._exit(13)
     return process_scene_remote(task)
 
@@ -253,13 +195,13 @@ def test_dead_worker_is_a_failure_of_its_scene(
             method="notebook",
             timeout=10,
         )
-        for scene_id in (QUADRANTS_FIRST, survivor)
+        for scene_id in (FIRST, survivor)
     ]
     outcomes = {
         o.scene_id: o
         for o in run_on_dask(tasks, cluster.scheduler_address, scene=die_on_first_scene)
     }
-    dead = outcomes[QUADRANTS_FIRST]
+    dead = outcomes[FIRST]
     assert dead.item is None
     assert (dead.stage, dead.error_type) == ("worker", "KilledWorker")
     assert outcomes[survivor].item is not None
@@ -267,7 +209,7 @@ def test_dead_worker_is_a_failure_of_its_scene(
         f"{survivor}_mask.tif",
         f"{survivor}_preview.png",
     ]
-    assert not (tmp_path / QUADRANTS_FIRST).exists()
+    assert not (tmp_path / FIRST).exists()
 
 
 def test_scheduler_and_workers_are_exclusive(tmp_path: Path) -> None:
