@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,15 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def _files(root: Path) -> dict[str, int]:
+    """Every file under `root` with its permission bits."""
+    return {
+        p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
 def _comparable_item(path: Path) -> dict[str, Any]:
     item = _read(path)
     for key in RUN_DEPENDENT:
@@ -110,6 +120,7 @@ def test_dask_build_gives_the_same_catalog_as_a_local_build(
     assert _comparable_collection(local.collection_path(MASK_COLLECTION)) == (
         _comparable_collection(remote.collection_path(MASK_COLLECTION))
     )
+    assert _files(local_catalog) == _files(dask_catalog)
     covers = set()
     for scene_id in QUADRANTS:
         a = local.item_dir(MASK_COLLECTION, scene_id)
