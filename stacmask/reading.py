@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -134,9 +135,9 @@ class RasterBandSource:
         for top in range(0, self.info.height, rows):
             yield Window(0, top, self.info.width, min(rows, self.info.height - top))
 
-    def read_raw(self, window: Window) -> NDArray[np.float64]:
-        """Stored band values of a window, as float64 (exact for integer DN)."""
-        return self._read_cached(window).astype(np.float64)
+    def read_raw(self, window: Window) -> NDArray[Any]:
+        """Stored band values of a window, in the bands' dtype."""
+        return self._read_cached(window)
 
     def read_reflectance(self, window: Window) -> NDArray[np.float32]:
         """TOA reflectance of a window; NaN where a band holds no data."""
@@ -221,12 +222,9 @@ class RasterBandSource:
         row, rows = int(window.row_off), int(window.height)
         col, cols = int(window.col_off), int(window.width)
         out = np.empty((4, rows, self.info.width), dtype=self.dtype)
-        fd = self._scratch.fileno()
         for band in range(4):
-            buf = os.pread(
-                fd, rows * self.info.width * self.dtype.itemsize, self._offset(band, row)
-            )
-            out[band] = np.frombuffer(buf, dtype=self.dtype).reshape(rows, self.info.width)
+            self._scratch.seek(self._offset(band, row))
+            self._scratch.readinto(memoryview(out[band]).cast("B"))
         if col == 0 and cols == self.info.width:
             return out
         return out[:, :, col : col + cols]
