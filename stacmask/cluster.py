@@ -71,7 +71,10 @@ def malloc_trim_threshold() -> str | None:
 
 
 def _warn_if_slow_workers(client: Any) -> None:
-    settings = client.run(malloc_trim_threshold)
+    try:
+        settings = client.run(malloc_trim_threshold)
+    except Exception:  # a worker leaving mid-call; the check is advice, never fatal
+        return
     slow = sorted(worker for worker, value in settings.items() if value is not None)
     if slow:
         warnings.warn(
@@ -133,8 +136,12 @@ def run_on_dask(
                 yield _failed(task, exc)
                 continue
             try:
-                for name, data in remote.files.items():
-                    write_bytes_atomic(task.item_dir / name, data)
+                names = item_file_names(remote.outcome.item or {})
+                for name in names:
+                    if name not in remote.files:
+                        raise FileNotFoundError(f"{name}: the worker did not send this asset file")
+                for name in names:
+                    write_bytes_atomic(task.item_dir / name, remote.files[name])
             except OSError as exc:
                 yield _failed(task, exc, WRITE_STAGE)
                 continue

@@ -225,6 +225,24 @@ def test_dead_worker_is_a_failure_of_its_scene(
     assert not (tmp_path / FIRST).exists()
 
 
+def lose_the_preview(task: SceneTask) -> RemoteOutcome:
+    """Mask normally but send back only the mask file."""
+    remote = process_scene_remote(task)
+    files = {k: v for k, v in remote.files.items() if not k.endswith("_preview.png")}
+    return RemoteOutcome(remote.outcome, files)
+
+
+def test_missing_file_from_a_worker_is_a_write_failure(
+    api: SampleApi, cluster: Any, tmp_path: Path
+) -> None:
+    task = SceneTask(api.items[0], None, tmp_path / "scene", KEYS, "notebook", 10)
+    with pytest.warns(StacmaskWarning):
+        (outcome,) = run_on_dask([task], cluster.scheduler_address, scene=lose_the_preview)
+    assert (outcome.stage, outcome.error_type) == ("write", "FileNotFoundError")
+    assert "_preview.png: the worker did not send" in outcome.message
+    assert not (tmp_path / "scene").exists()
+
+
 def test_scheduler_and_workers_are_exclusive(tmp_path: Path) -> None:
     args = ["build", "--out", str(tmp_path), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]
     result = CliRunner().invoke(app, args)
