@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,8 +188,10 @@ def test_second_dask_build_skips_finished_scenes_and_retries_failures(
 
 
 def die_on_first_scene(task: SceneTask) -> RemoteOutcome:
-    """Kill the worker process on the first quadrant; mask the others normally."""
+    """Kill the worker process on the first quadrant (after the others have had time to
+    finish, so that only this scene's task is on a dying worker); mask the others normally."""
     if task.item["id"] == FIRST:
+        time.sleep(1.0)
         os._exit(13)
     return process_scene_remote(task)
 
