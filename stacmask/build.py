@@ -40,6 +40,8 @@ class BuildOptions:
     workers: int = 1
     force: bool = False
     timeout: float = 60.0
+    #: Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster.
+    scheduler: str | None = None
 
     @property
     def output_collection(self) -> str:
@@ -127,7 +129,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
             item=item.to_dict(transform_hrefs=False),
             result=result,
         )
-    except (StacmaskError, pystac.STACError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # one scene's fault, whatever it is, never stops the build
         return SceneOutcome(
             scene_id,
             time.monotonic() - started,
@@ -147,7 +149,14 @@ def _describe(outcome: SceneOutcome) -> str:
     return f"FAILED {outcome.scene_id} [{outcome.stage}] {outcome.error_type}: {outcome.message}"
 
 
-def _run(tasks: list[SceneTask], workers: int) -> Iterable[SceneOutcome]:
+def _run(
+    tasks: list[SceneTask], workers: int, scheduler: str | None = None
+) -> Iterable[SceneOutcome]:
+    if scheduler:
+        from stacmask.cluster import run_on_dask
+
+        yield from run_on_dask(tasks, scheduler)
+        return
     if workers <= 1:
         for task in tasks:
             yield process_scene(task)
@@ -217,7 +226,7 @@ def build(
         )
     bar = tqdm(total=len(tasks), unit="scene", disable=not progress or not tasks, leave=False)
     try:
-        for outcome in _run(tasks, options.workers):
+        for outcome in _run(tasks, options.workers, options.scheduler):
             if outcome.item is not None:
                 item = pystac.Item.from_dict(outcome.item)
                 folder.add_item(item, options.output_collection, collection_json)

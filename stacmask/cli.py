@@ -105,6 +105,12 @@ def build(
     workers: int = typer.Option(
         1, "--workers", min=1, help="Scenes processed in parallel (processes)."
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster; "
+        "this process still writes the catalog. Needs stacmask[dask].",
+    ),
     force: bool = typer.Option(False, "--force", help="Redo scenes already in the catalog."),
     band_keys: str = typer.Option(
         DEFAULT_BAND_KEYS,
@@ -119,6 +125,8 @@ def build(
     from stacmask.build import BuildOptions
     from stacmask.build import build as run_build
 
+    if scheduler and workers > 1:
+        raise typer.BadParameter("give either --workers or --scheduler, not both")
     scene_ids = [i.strip() for value in ids or [] for i in value.split(",") if i.strip()]
     options = BuildOptions(
         out=out,
@@ -133,6 +141,7 @@ def build(
         workers=workers,
         force=force,
         timeout=timeout,
+        scheduler=scheduler,
     )
     try:
         report = run_build(options, echo=typer.echo, progress=not quiet)
@@ -250,6 +259,33 @@ def demo(
     )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def geoparquet(
+    catalog: Path = typer.Argument(..., help="Catalog folder or catalog.json."),
+    output: Path = typer.Argument(..., help="stac-geoparquet file to write, e.g. items.parquet."),
+    ndjson: Path | None = typer.Option(
+        None, "--ndjson", help="Also write the items as NDJSON (for `pypgstac load items`)."
+    ),
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="URL the catalog folder is served from: hrefs become URLs under it "
+        "(default: absolute file paths).",
+    ),
+) -> None:
+    """Export every item of a catalog to stac-geoparquet, queryable with DuckDB or GeoPandas."""
+    from stacmask.geoparquet import export_items
+
+    try:
+        report = export_items(catalog, output, ndjson=ndjson, base_url=base_url)
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"{output}: {report.items} item(s) of {', '.join(report.collections)}"
+        + (f"; NDJSON: {ndjson}" if ndjson else "")
+    )
 
 
 # --- serve / search / export / browser (issue 4) ---------------------------------------------

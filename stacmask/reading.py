@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
@@ -105,7 +106,11 @@ class RasterBandSource:
         return self._make_info(width, height, transform, crs)
 
     def __enter__(self) -> RasterBandSource:
-        self.prepare()
+        try:
+            self.prepare()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(
@@ -166,12 +171,11 @@ class RasterBandSource:
         minimum = np.full(4, np.inf)
         maximum = np.full(4, -np.inf)
         mismatch = 0
-        with (
-            rasterio.Env(**self._gdal),
-            ThreadPoolExecutor(self._threads) as pool,
-        ):
-            datasets = [self._open(href) for href in self.hrefs]
-            try:
+        with rasterio.Env(**self._gdal), ExitStack() as open_datasets:
+            datasets = [open_datasets.enter_context(self._open(href)) for href in self.hrefs]
+            # The pool is left (every decode finished) before the datasets are closed, also
+            # when one band fails: GDAL must never decode from a closed dataset.
+            with ThreadPoolExecutor(self._threads) as pool:
                 for window in self.strips():
                     bands = list(pool.map(self._decode, datasets, self.hrefs, [window] * 4))
                     for b, data in enumerate(bands):
@@ -179,9 +183,6 @@ class RasterBandSource:
                         maximum[b] = max(maximum[b], float(data.max()))
                         self._write_cached(b, window, data)
                     mismatch += self._count_mismatch(bands)
-            finally:
-                for ds in datasets:
-                    ds.close()
         self._stats = BandStats(
             minimum=(float(minimum[0]), float(minimum[1]), float(minimum[2]), float(minimum[3])),
             maximum=(float(maximum[0]), float(maximum[1]), float(maximum[2]), float(maximum[3])),
