@@ -115,7 +115,7 @@ def make_source_catalog(root: Path, reflectance: Path) -> Path:
         item = pystac.Item(
             id=scene.id,
             geometry=geometry,
-            bbox=[*coords.min(axis=0), *coords.max(axis=0)],
+            bbox=[float(v) for v in (*coords.min(axis=0), *coords.max(axis=0))],
             datetime=when,
             properties={
                 "platform": "cbers-4a",
