@@ -294,7 +294,7 @@ BboxOpt = Annotated[str | None, typer.Option(help="west,south,east,north in degr
 IntersectsOpt = Annotated[str | None, typer.Option(help="GeoJSON geometry (text).")]
 DatetimeOpt = Annotated[
     str | None,
-    typer.Option(help="Instant or interval: 2021-01-05, 2021-01-01/2021-01-31, ../2021-02-01."),
+    typer.Option(help="Instant, year, month, day or interval: 2021-01, 2021-01-05, 2021-01/.."),
 ]
 IdsOpt = Annotated[str | None, typer.Option(help="Comma-separated item ids.")]
 CollectionsOpt = Annotated[str | None, typer.Option(help="Comma-separated collection ids.")]
@@ -408,7 +408,7 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind; the default is reachable from this machine only.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Serve a catalog: STAC API at /, files at /catalog/, STAC Browser at /browser/."""
     import uvicorn

@@ -179,6 +179,7 @@ class StacApi:
 
     def __init__(self, index: CatalogIndex) -> None:
         self.index = index
+        self.by_id = {(entry.collection, entry.id): entry for entry in index.items}
 
     # -- URL helpers ------------------------------------------------------------------------
     @staticmethod
@@ -383,10 +384,10 @@ class StacApi:
         """One item."""
         collection_id = request.path_params["collection_id"]
         item_id = request.path_params["item_id"]
-        for entry in self.index.items:
-            if entry.collection == collection_id and entry.id == item_id:
-                return JsonResponse(self._item_json(request, entry), media_type=GEOJSON)
-        raise HTTPException(404, f"no item {item_id!r} in collection {collection_id!r}")
+        entry = self.by_id.get((collection_id, item_id))
+        if entry is None:
+            raise HTTPException(404, f"no item {item_id!r} in collection {collection_id!r}")
+        return JsonResponse(self._item_json(request, entry), media_type=GEOJSON)
 
     async def search(self, request: Request) -> Response:
         """Item search by GET (query string) or POST (JSON body)."""
