@@ -458,3 +458,91 @@ def test_a_demo_catalog_is_served_and_searched(tmp_path: Path) -> None:
         assert item.properties["view:sun_elevation"] is not None
         mask = requests.get(item.assets["mask"].href, headers={"Range": "bytes=0-3"}, timeout=10)
         assert mask.status_code == 206 and mask.content in (b"II*\x00", b"MM\x00*")
+
+
+CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
+
+
+def _cql2_examples(scenes: tuple[Scene, ...]) -> list[tuple[str, str, set[str]]]:
+    """(declared CQL2 class, filter, ids it must select), computed from the items' JSON."""
+    west, south, east, north = next(s for s in scenes if s.path == 222).bbox
+    x, y = (west + east) / 2, (south + north) / 2
+    w, s_, e, n = west - 0.01, south - 0.01, east + 0.01, north + 0.01
+    far = f"POLYGON(({w} {s_}, {e} {s_}, {e} {n}, {w} {n}, {w} {s_}))"
+    path_222 = {s.id for s in scenes if s.path == 222}
+    clouds = sorted(s.cloud for s in scenes)
+    low, high = clouds[1], clouds[3]
+
+    def ids(predicate: Any) -> set[str]:
+        return {s.id for s in scenes if predicate(s)}
+
+    return [
+        (
+            "basic-cql2",
+            f'"eo:cloud_cover" < {high} AND NOT "cbers:row" = 121',
+            ids(lambda s: s.cloud < high and s.row != 121),
+        ),
+        (
+            "advanced-comparison-operators",
+            f'"eo:cloud_cover" BETWEEN {low} AND {high}',
+            ids(lambda s: low <= s.cloud <= high),
+        ),
+        (
+            "advanced-comparison-operators",
+            "id LIKE 'CBERS\\_4A\\_WPM\\_2021%'",
+            ids(lambda s: s.date[:4] == "2021"),
+        ),
+        (
+            "advanced-comparison-operators",
+            '"cbers:row" IN (121, 122)',
+            ids(lambda s: s.row in (121, 122)),
+        ),
+        (
+            "basic-spatial-functions",
+            f"S_INTERSECTS(geometry, BBOX({west}, {south}, {east}, {north}))",
+            path_222,
+        ),
+        (
+            "basic-spatial-functions-plus-points",
+            f"S_INTERSECTS(geometry, POINT({x} {y}))",
+            path_222,
+        ),
+        ("spatial-functions", f"S_WITHIN(geometry, {far})", path_222),
+        ("spatial-functions", f"S_CONTAINS(geometry, POINT({x} {y}))", path_222),
+        (
+            "temporal-functions",
+            "T_BEFORE(datetime, TIMESTAMP('2021-01-01T00:00:00Z'))",
+            ids(lambda s: s.date < "2021"),
+        ),
+        (
+            "temporal-functions",
+            "T_DURING(INTERVAL(start_datetime, end_datetime), "
+            "INTERVAL('2021-01-01T00:00:00Z', '2021-01-31T00:00:00Z'))",
+            ids(lambda s: s.date[:7] == "2021-01"),
+        ),
+        ("arithmetic", f'"eo:cloud_cover" * 2 < {2 * high}', ids(lambda s: s.cloud < high)),
+        (
+            "property-property",
+            '"stacmask:shadow_cover" > "eo:cloud_cover"',
+            ids(lambda s: s.shadow > s.cloud),
+        ),
+        ("cql2-text", f'"eo:cloud_cover" <= {low}', ids(lambda s: s.cloud <= low)),
+        (
+            "cql2-json",
+            json.dumps({"op": "<=", "args": [{"property": "eo:cloud_cover"}, low]}),
+            ids(lambda s: s.cloud <= low),
+        ),
+    ]
+
+
+def test_every_declared_cql2_class_works(client: Client, scenes: tuple[Scene, ...]) -> None:
+    """Each CQL2 conformance class in /conformance has an example that selects the right items."""
+    examples = _cql2_examples(scenes)
+    declared = {c.removeprefix(CQL2) for c in CONFORMANCE if c.startswith(CQL2)}
+    assert declared == {name for name, _, _ in examples}
+    for name, text, expected in examples:
+        assert expected and len(expected) < len(scenes), f"{name}: a weak example {text}"
+        method = "POST" if text.startswith("{") else "GET"
+        query = json.loads(text) if method == "POST" else text
+        found = {item.id for item in client.search(method=method, filter=query).items()}
+        assert found == expected, f"{name}: {text}"
