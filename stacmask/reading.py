@@ -8,7 +8,6 @@ Memory follows the strip: nothing scene-sized is ever held in RAM.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -41,8 +40,8 @@ GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
     "CPL_VSIL_CURL_USE_HEAD": "NO",
 }
 
-#: Target strip height in rows; rounded up to whole source blocks.
-STRIP_ROWS = 256
+#: Pixels per strip that methods read from the scratch file: memory follows this, not the scene.
+STRIP_PIXELS = 1 << 21
 
 
 class RasterBandSource:
@@ -59,6 +58,7 @@ class RasterBandSource:
         scratch_dir: str | os.PathLike[str] | None = None,
         threads: int = 4,
         timeout: float = 60.0,
+        strip_pixels: int = STRIP_PIXELS,
     ) -> None:
         if len(hrefs) != 4:
             raise ValueError("RasterBandSource needs exactly four bands: blue, green, red, nir")
@@ -66,6 +66,7 @@ class RasterBandSource:
         self._make_info = make_info
         self._scratch_dir = scratch_dir
         self._threads = threads
+        self._strip_pixels = strip_pixels
         self._gdal = {**GDAL_HTTP_OPTIONS, "GDAL_HTTP_TIMEOUT": max(1, round(timeout))}
         self._scratch: tempfile._TemporaryFileWrapper[bytes] | None = None
         self._stats: BandStats | None = None
@@ -136,8 +137,10 @@ class RasterBandSource:
         return self._stats
 
     def strips(self) -> Iterator[Window]:
-        """Full-width row strips aligned to the source blocks."""
-        rows = max(1, math.ceil(STRIP_ROWS / self._block_rows)) * self._block_rows
+        """Full-width row strips of about STRIP_PIXELS pixels, whatever the scene's width."""
+        return self._row_windows(max(1, self._strip_pixels // self.info.width))
+
+    def _row_windows(self, rows: int) -> Iterator[Window]:
         for top in range(0, self.info.height, rows):
             yield Window(0, top, self.info.width, min(rows, self.info.height - top))
 
@@ -176,7 +179,7 @@ class RasterBandSource:
             # The pool is left (every decode finished) before the datasets are closed, also
             # when one band fails: GDAL must never decode from a closed dataset.
             with ThreadPoolExecutor(self._threads) as pool:
-                for window in self.strips():
+                for window in self._row_windows(self._block_rows):
                     bands = list(pool.map(self._decode, datasets, self.hrefs, [window] * 4))
                     for b, data in enumerate(bands):
                         minimum[b] = min(minimum[b], float(data.min()))

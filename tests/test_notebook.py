@@ -28,7 +28,9 @@ def _labelled_dn() -> np.ndarray:
 
 def _check_parity(tmp_path: Path, dn: np.ndarray, blocksize: int) -> dict[str, float]:
     paths = write_bands(tmp_path / "bands", dn, blocksize=blocksize)
-    with RasterBandSource([str(p) for p in paths], RADIOMETRY.scene_info()) as source:
+    with RasterBandSource(
+        [str(p) for p in paths], RADIOMETRY.scene_info(), strip_pixels=40_000
+    ) as source:
         source_strips = list(source.strips())
         result = mask_scene(source, NotebookMethod(), tmp_path / "mask.tif")
     assert len(source_strips) > 1, "the test must exercise several strips"
@@ -73,7 +75,9 @@ def test_band_mismatch_flag(tmp_path: Path) -> None:
     dn = _labelled_dn()
     dn[1, 100:120, 100:120] = 0  # green has a hole the other bands do not have
     paths = write_bands(tmp_path / "bands", dn, blocksize=128)
-    with RasterBandSource([str(p) for p in paths], RADIOMETRY.scene_info()) as source:
+    with RasterBandSource(
+        [str(p) for p in paths], RADIOMETRY.scene_info(), strip_pixels=40_000
+    ) as source:
         result = mask_scene(source, NotebookMethod(), tmp_path / "mask.tif")
     assert result.band_mismatch
     assert result.mismatch_pixels == 400
