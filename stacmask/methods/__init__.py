@@ -1,0 +1,1 @@
+"""Mask methods: numpy in, numpy out, no I/O."""
