@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+from pathlib import Path
+
 import typer
 
 from stacmask import __version__
+from stacmask.constants import (
+    BAND_KEY_PRESETS,
+    DEFAULT_BAND_KEYS,
+    DEFAULT_COLLECTION,
+    DEFAULT_STAC_URL,
+    BandKeys,
+)
+from stacmask.errors import StacmaskError, StacmaskWarning
+from stacmask.methods import DEFAULT_METHOD, METHODS
 
 app = typer.Typer(
     name="stacmask",
@@ -12,6 +25,48 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print an error to stderr and return the Exit to raise."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def parse_band_keys(value: str) -> BandKeys:
+    """A preset name (bdc, inpe, aws) or BLUE,GREEN,RED,NIR[,XML] asset keys."""
+    if value in BAND_KEY_PRESETS:
+        return BAND_KEY_PRESETS[value]
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if len(parts) not in (4, 5):
+        presets = ", ".join(BAND_KEY_PRESETS)
+        raise typer.BadParameter(
+            f"{value!r}: give a preset ({presets}) or BLUE,GREEN,RED,NIR[,XML] asset keys"
+        )
+    blue, green, red, nir = parts[:4]
+    return BandKeys(blue, green, red, nir, parts[4] if len(parts) == 5 else None)
+
+
+def parse_bbox(value: str | None) -> list[float] | None:
+    """minx,miny,maxx,maxy in degrees."""
+    if not value:
+        return None
+    try:
+        box = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: bbox must be four numbers minx,miny,maxx,maxy"
+        ) from None
+    if len(box) != 4 or box[0] > box[2] or box[1] > box[3]:
+        raise typer.BadParameter(f"{value!r}: bbox must be minx,miny,maxx,maxy with min <= max")
+    return box
+
+
+def check_method(value: str) -> str:
+    """A known mask method name."""
+    if value not in METHODS:
+        raise typer.BadParameter(f"{value!r}: known methods are {', '.join(sorted(METHODS))}")
+    return value
 
 
 @app.callback(invoke_without_command=True)
@@ -22,3 +77,144 @@ def main(
     if version:
         typer.echo(__version__)
         raise typer.Exit()
+
+
+@app.command()
+def build(
+    out: Path = typer.Option(
+        ..., "--out", help="Catalog folder to create or extend, e.g. catalogs/NAME."
+    ),
+    stac_url: str = typer.Option(DEFAULT_STAC_URL, "--stac-url", help="STAC API to search."),
+    collection: str = typer.Option(
+        DEFAULT_COLLECTION, "--collection", help="Source collection id."
+    ),
+    bbox: str | None = typer.Option(None, "--bbox", help="minx,miny,maxx,maxy (degrees)."),
+    datetime: str | None = typer.Option(
+        None, "--datetime", help="Instant or interval, e.g. 2021-01-01/2021-01-31 or 2021-01-01/.."
+    ),
+    ids: list[str] | None = typer.Option(
+        None, "--ids", help="Scene ids (repeat the option or separate with commas)."
+    ),
+    max_items: int | None = typer.Option(
+        None, "--max-items", min=1, help="At most this many scenes."
+    ),
+    method: str = typer.Option(
+        DEFAULT_METHOD, "--method", callback=check_method, help="Mask method."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Scenes processed in parallel (processes)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Redo scenes already in the catalog."),
+    band_keys: str = typer.Option(
+        DEFAULT_BAND_KEYS,
+        "--band-keys",
+        help="Asset keys: a preset (bdc: BAND1..BAND4 + BAND1_xml; inpe: blue..nir; aws: B1..B4 + "
+        "metadata) or BLUE,GREEN,RED,NIR[,XML].",
+    ),
+    timeout: float = typer.Option(60.0, "--timeout", min=1, help="HTTP timeout in seconds."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Search a STAC API, mask every scene and publish a static STAC catalog of mask COGs."""
+    from stacmask.build import BuildOptions
+    from stacmask.build import build as run_build
+
+    scene_ids = [i.strip() for value in ids or [] for i in value.split(",") if i.strip()]
+    options = BuildOptions(
+        out=out,
+        keys=parse_band_keys(band_keys),
+        stac_url=stac_url,
+        collection=collection,
+        bbox=parse_bbox(bbox),
+        datetime=datetime,
+        ids=scene_ids or None,
+        max_items=max_items,
+        method=method,
+        workers=workers,
+        force=force,
+        timeout=timeout,
+    )
+    try:
+        report = run_build(options, echo=typer.echo, progress=not quiet)
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"{len(report.done)} scene(s) added, {len(report.skipped)} already present, "
+        f"{len(report.failed)} failed; catalog: {out / 'catalog.json'}"
+    )
+    if not report.ok:
+        typer.secho(
+            f"{len(report.failed)} scene(s) failed (see {out / 'failures.json'}); "
+            "run the same command again to retry them",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def mask(
+    output: Path = typer.Argument(..., help="Mask COG to write."),
+    bands: tuple[Path, Path, Path, Path] = typer.Option(
+        ..., "--bands", help="BLUE GREEN RED NIR band files (DN GeoTIFFs)."
+    ),
+    metadata: Path | None = typer.Option(
+        None, "--metadata", help="INPE XML of the scene (gains, sun angles)."
+    ),
+    method: str = typer.Option(
+        DEFAULT_METHOD, "--method", callback=check_method, help="Mask method."
+    ),
+    preview: Path | None = typer.Option(None, "--preview", help="Also write a preview PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print covers and inputs as JSON."),
+) -> None:
+    """Mask one scene from local band files (the same engine as `build`)."""
+    from stacmask.inputs import read_radiometry
+    from stacmask.masking import mask_scene
+    from stacmask.methods import get_method
+    from stacmask.reading import RasterBandSource
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StacmaskWarning)
+            radiometry = read_radiometry(str(metadata) if metadata else None, None)
+        with RasterBandSource([str(b) for b in bands], radiometry.scene_info()) as source:
+            result = mask_scene(source, get_method(method), output, preview)
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        report = result.to_dict()
+        report.update(
+            output=str(output),
+            bands=[str(b) for b in bands],
+            metadata=str(metadata) if metadata else None,
+            gains=list(radiometry.gains),
+            warnings=[str(w.message) for w in caught],
+        )
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for w in caught:
+            typer.secho(f"warning: {w.message}", err=True, fg=typer.colors.YELLOW)
+        typer.echo(
+            f"{output}: cloud {result.cloud_cover:.2f}%, shadow {result.shadow_cover:.2f}%, "
+            f"water {result.water_cover:.2f}% of {result.valid_pixels} valid pixels "
+            f"({result.method} method, {result.calibration} gains)"
+        )
+
+
+@app.command()
+def validate(
+    catalog: Path = typer.Argument(..., help="Catalog folder or catalog.json."),
+    schema_map: Path | None = typer.Option(
+        None,
+        "--schema-map",
+        help="YAML mapping schema URLs to local files, for offline validation.",
+    ),
+) -> None:
+    """Validate every object of a catalog; exit non-zero on any problem."""
+    from stacmask.validate import validate_catalog
+
+    report = validate_catalog(catalog, schema_map)
+    for problem in report.problems:
+        typer.secho(str(problem), err=True, fg=typer.colors.RED)
+    if not report.ok:
+        raise fail(f"{len(report.problems)} problem(s) in {report.checked} object(s)", 1)
+    typer.echo(f"valid: {report.checked} STAC object(s) in {catalog}")

@@ -45,6 +45,10 @@ DEFAULT_GAINS: Final = (0.29107, 0.297832, 0.232504, 0.178993)
 ESUN_WPM: Final = (1984.65, 1823.40, 1536.38, 981.91)
 XML_NAMESPACE: Final = "http://www.gisplan.com.br/xmlsat"
 
+# --- XML metadata (metadata.py) ---------------------------------------------------------------
+#: Largest XML metadata body accepted (real files are 20-170 kB).
+XML_MAX_BYTES: Final = 2_000_000
+
 # --- Mask class codes (Fmask/CFMask convention, cbers4a.md) ----------------------------------
 CLEAR: Final = 0
 WATER: Final = 1

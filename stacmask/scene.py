@@ -47,6 +47,9 @@ class BandStats:
     #: min and max of each band's raw values over the WHOLE raster, no-data included.
     minimum: tuple[float, float, float, float]
     maximum: tuple[float, float, float, float]
+    #: Pixels where blue, green and red disagree on holding data (the notebook's band-mismatch
+    #: test, (b1 xor b2) or (b2 xor b3) or (b1 xor b3)); the scene is flagged above 100.
+    mismatch_pixels: int = 0
 
 
 class BandSource(Protocol):
