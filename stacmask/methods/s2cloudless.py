@@ -10,12 +10,14 @@ or a strip with a margin of average_over + dilation_size pixels.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
+from rasterio.windows import Window
 
 from stacmask.constants import PROBABILITY_NODATA, S2CLOUDLESS_BANDS
 from stacmask.errors import DecodeError, MethodUnavailable
@@ -169,3 +171,46 @@ def classify(
     ok = ~np.isnan(probability) if valid is None else valid
     classes = fuse(ok, fmask=fmask, cloud=cloud_mask(probability, config), shadow=shadow)
     return S2CloudlessResult(classes=classes, probability=probability)
+
+
+class S2CloudlessMethod:
+    """MaskMethod over a Sentinel2Source: s2cloudless, fused with the scene's Fmask if given.
+
+    The probability is computed strip by strip; the disk averaging and dilation then run over
+    the whole working grid (a 60 m tile is 1830 x 1830 float32, 13 MB). After `classify`,
+    `probability` holds the 0-1 probability (NaN = no data) for the optional second asset.
+    """
+
+    name = METHOD_NAME
+
+    def __init__(self, config: S2CloudlessConfig | None = None) -> None:
+        self.config = config or S2CloudlessConfig()
+        self.probability: NDArray[np.float32] | None = None
+        self.fused_fmask = False
+
+    def classify(self, source: Any) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
+        """Yield (strip, class codes) top to bottom."""
+        from stacmask.fmask import fuse
+        from stacmask.sensor_reading import Sentinel2Source
+
+        if not isinstance(source, Sentinel2Source):
+            raise DecodeError(
+                "the s2cloudless method needs a Sentinel-2 L1C scene (profile sentinel2-l1c)"
+            )
+        info = source.info
+        probability = np.full((info.height, info.width), np.nan, dtype=np.float32)
+        valid = np.zeros((info.height, info.width), dtype=np.bool_)
+        strips = list(source.strips())
+        for window in strips:
+            rows = slice(int(window.row_off), int(window.row_off + window.height))
+            bands = source.read_model_bands(window)
+            ok: NDArray[np.bool_] = np.logical_not(np.isnan(bands).any(axis=0))
+            valid[rows] = ok
+            probability[rows] = cloud_probability(bands, ok)
+        fmask = source.read_fmask()
+        self.fused_fmask = fmask is not None
+        classes = fuse(valid, fmask=fmask, cloud=cloud_mask(probability, self.config))
+        self.probability = probability
+        for window in strips:
+            rows = slice(int(window.row_off), int(window.row_off + window.height))
+            yield window, classes[rows]
