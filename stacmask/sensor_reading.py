@@ -9,7 +9,6 @@ nothing themselves.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,12 +107,6 @@ class GridBandSource(RasterBandSource):
         out += self._offset_values[:, None, None]
         out[raw == self.nodata] = np.nan
         return out
-
-    def strips(self) -> Any:
-        """Full-width strips of STRIP_ROWS rows."""
-        rows = max(1, math.ceil(STRIP_ROWS / self._block_rows)) * self._block_rows
-        for top in range(0, self.info.height, rows):
-            yield Window(0, top, self.info.width, min(rows, self.info.height - top))
 
 
 class Sentinel2Source(GridBandSource):

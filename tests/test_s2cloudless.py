@@ -110,3 +110,56 @@ def test_wrong_inputs_say_how_to_fix_them(reflectance: np.ndarray) -> None:
         cloud_probability(reflectance, np.ones((3, 3), bool))
     with pytest.raises(DecodeError, match="threshold"):
         S2CloudlessConfig(threshold=40)
+
+
+def test_source_reads_an_hls_fmask_on_another_grid(scene: SyntheticS2Scene, tmp_path: Path) -> None:
+    import rasterio
+    from affine import Affine
+
+    from stacmask.profiles import get_profile
+    from stacmask.sensor_reading import Sentinel2Source
+    from stacmask.sensor_scene import scene_info
+
+    # HLS-style bits at 30 m covering only the upper half of the 60 m scene.
+    size = scene.truth.shape[0]
+    half = scene.truth[: size // 2]
+    bits = np.where(half == CLOUD, 1 << 1, 0) | np.where(half == WATER, 1 << 5, 0)
+    bits = np.repeat(np.repeat(bits, 2, axis=0), 2, axis=1).astype(np.uint8)
+    path = tmp_path / "hls_fmask.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=bits.shape[1],
+        height=bits.shape[0],
+        count=1,
+        dtype="uint8",
+        nodata=255,
+        crs="EPSG:32633",
+        transform=Affine(30.0, 0.0, scene.transform60.c, 0.0, -30.0, scene.transform60.f),
+    ) as dst:
+        dst.write(bits, 1)
+    profile = get_profile("sentinel2-l1c")
+    grid = grid_of(str(scene.files["blue"]), 60)
+    rgbn = [str(scene.files[profile.asset_key(b)]) for b in profile.rgbn]
+    model = [str(scene.files[KEY_OF[b]]) for b in S2CLOUDLESS_BANDS]
+    import pystac
+
+    item = pystac.Item("x", None, None, scene.acquired, {"view:sun_elevation": 50.0})
+    source = Sentinel2Source(
+        rgbn,
+        [(1e-4, -0.1)] * 4,
+        model,
+        [(1e-4, -0.1)] * 10,
+        grid,
+        scene_info(item, grid),
+        fmask_href=str(path),
+        fmask_encoding="hls",
+    )
+    fmask = source.read_fmask()
+    assert fmask is not None and fmask.shape == scene.truth.shape
+    top = scene.truth[: size // 2]
+    assert (fmask[: size // 2][top == CLOUD] == CLOUD).all()
+    assert (fmask[: size // 2][top == WATER] == WATER).all()
+    assert (fmask[size // 2 :] == NODATA).all()  # outside the Fmask raster
+    assert source.read_model_bands(next(iter(grid.strips()))).shape[0] == 10

@@ -42,8 +42,8 @@ class S2CloudlessConfig:
     #: Radius of the disk the binary mask is dilated with; None: no dilation.
     dilation_size: int | None = 2
     #: Working grid in metres: every band is resampled to it and the mask is written on it.
-    #: 60 m is the coarsest native grid (B01, B09, B10); LightGBM costs about 7 s per million
-    #: pixels on one core here, i.e. ~25 s per 60 m tile, ~3.5 min per 20 m tile.
+    #: 60 m is the coarsest native grid (B01, B09, B10). LightGBM cost 7-15 s per million
+    #: pixels on this 2-core machine: ~25-50 s per 60 m tile, ~4-8 min per 20 m tile.
     resolution: float = 60.0
 
     def __post_init__(self) -> None:
