@@ -45,6 +45,8 @@ class BuildOptions:
     #: Sensor profile (profiles.py); sentinel2-l1c and landsat-c2 take `sensor` options.
     profile: str = DEFAULT_PROFILE
     sensor: SensorOptions = field(default_factory=SensorOptions)
+    #: Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster.
+    scheduler: str | None = None
 
     @property
     def output_collection(self) -> str:
@@ -128,7 +130,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
         stage = "read"
         mask_path = task.item_dir / f"{source.id}_mask.tif"
         preview_path = task.item_dir / f"{source.id}_preview.png"
-        with RasterBandSource(hrefs, radiometry.scene_info()) as bands:
+        with RasterBandSource(hrefs, radiometry.scene_info(), timeout=task.timeout) as bands:
             stage = "mask"
             method = get_method(task.method)
             result = mask_scene(bands, method, mask_path, preview_path)
@@ -150,7 +152,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
             item=item.to_dict(transform_hrefs=False),
             result=result,
         )
-    except (StacmaskError, pystac.STACError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # one scene's fault, whatever it is, never stops the build
         return SceneOutcome(
             scene_id,
             time.monotonic() - started,
@@ -170,7 +172,14 @@ def _describe(outcome: SceneOutcome) -> str:
     return f"FAILED {outcome.scene_id} [{outcome.stage}] {outcome.error_type}: {outcome.message}"
 
 
-def _run(tasks: list[SceneTask], workers: int) -> Iterable[SceneOutcome]:
+def _run(
+    tasks: list[SceneTask], workers: int, scheduler: str | None = None
+) -> Iterable[SceneOutcome]:
+    if scheduler:
+        from stacmask.cluster import run_on_dask
+
+        yield from run_on_dask(tasks, scheduler)
+        return
     if workers <= 1:
         for task in tasks:
             yield process_scene(task)
@@ -242,7 +251,7 @@ def build(
         )
     bar = tqdm(total=len(tasks), unit="scene", disable=not progress or not tasks, leave=False)
     try:
-        for outcome in _run(tasks, options.workers):
+        for outcome in _run(tasks, options.workers, options.scheduler):
             if outcome.item is not None:
                 item = pystac.Item.from_dict(outcome.item)
                 folder.add_item(item, options.output_collection, collection_json)

@@ -144,6 +144,12 @@ def build(
     workers: int = typer.Option(
         1, "--workers", min=1, help="Scenes processed in parallel (processes)."
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster; "
+        "this process still writes the catalog. Needs stacmask[dask].",
+    ),
     force: bool = typer.Option(False, "--force", help="Redo scenes already in the catalog."),
     band_keys: str = typer.Option(
         DEFAULT_BAND_KEYS,
@@ -197,6 +203,8 @@ def build(
             param_hint="--method",
         )
 
+    if scheduler and workers > 1:
+        raise typer.BadParameter("give either --workers or --scheduler, not both")
     scene_ids = [i.strip() for value in ids or [] for i in value.split(",") if i.strip()]
     options = BuildOptions(
         out=out,
@@ -219,6 +227,7 @@ def build(
             fmask_encoding=fmask_encoding,  # type: ignore[arg-type]
             probability_asset=probability,
         ),
+        scheduler=scheduler,
     )
     try:
         report = run_build(options, echo=typer.echo, progress=not quiet)
@@ -305,3 +314,61 @@ def validate(
     if not report.ok:
         raise fail(f"{len(report.problems)} problem(s) in {report.checked} object(s)", 1)
     typer.echo(f"valid: {report.checked} STAC object(s) in {catalog}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("catalogs/demo"), "--out", help="Catalog folder to write."),
+    scenes: int = typer.Option(3, "--scenes", min=1, max=20, help="Number of sample scenes."),
+    size: int = typer.Option(1024, "--size", min=256, max=8192, help="Scene size in pixels."),
+    method: str = typer.Option(
+        DEFAULT_METHOD, "--method", callback=check_method, help="Mask method."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Scenes processed in parallel."),
+) -> None:
+    """Build a catalog from embedded sample scenes served on 127.0.0.1 (no network needed)."""
+    from stacmask.demo import run_demo
+
+    try:
+        report = run_demo(
+            out, scenes=scenes, size=size, method=method, workers=workers, echo=typer.echo
+        )
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"\n{len(report.done)} scene(s) added, {len(report.skipped)} already present, "
+        f"{len(report.failed)} failed.\n"
+        f"Catalog: {out / 'catalog.json'}\n"
+        f"Validate it:  stacmask validate {out}\n"
+        "  (offline, add --schema-map FILE mapping schema URLs to local copies)\n"
+        f"Browse it:    stacmask serve {out}   then open the printed /browser/ address"
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def geoparquet(
+    catalog: Path = typer.Argument(..., help="Catalog folder or catalog.json."),
+    output: Path = typer.Argument(..., help="stac-geoparquet file to write, e.g. items.parquet."),
+    ndjson: Path | None = typer.Option(
+        None, "--ndjson", help="Also write the items as NDJSON (for `pypgstac load items`)."
+    ),
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="URL the catalog folder is served from: hrefs become URLs under it "
+        "(default: absolute file paths).",
+    ),
+) -> None:
+    """Export every item of a catalog to stac-geoparquet, queryable with DuckDB or GeoPandas."""
+    from stacmask.geoparquet import export_items
+
+    try:
+        report = export_items(catalog, output, ndjson=ndjson, base_url=base_url)
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"{output}: {report.items} item(s) of {', '.join(report.collections)}"
+        + (f"; NDJSON: {ndjson}" if ndjson else "")
+    )

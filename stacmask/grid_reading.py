@@ -1,6 +1,7 @@
 """Read bands of different native grids (Sentinel-2 10/20/60 m, a Fmask file) onto one grid.
 
-Local paths and http(s) URLs alike (GDAL reads URLs with range requests). Each band is warped
+Local paths and http(s) URLs alike (GDAL reads URLs with range requests, with the engine's
+GDAL_HTTP_OPTIONS: retries, timeouts, no directory listing). Each band is warped
 with rasterio's WarpedVRT onto the target Grid: `average` when the source is finer than the
 grid, `bilinear` when coarser, `nearest` for categorical or bit-packed bands.
 """
@@ -21,6 +22,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from stacmask.errors import BandReadError
+from stacmask.reading import GDAL_HTTP_OPTIONS
 
 #: Rows per strip when a whole grid is read strip by strip.
 STRIP_ROWS = 512
@@ -64,7 +66,7 @@ def _open_error(href: str, exc: Exception) -> BandReadError:
 def grid_of(href: str, resolution: float | None = None) -> Grid:
     """The grid of a raster file, or a grid over the same extent with `resolution` pixels."""
     try:
-        with rasterio.open(href) as src:
+        with rasterio.Env(**GDAL_HTTP_OPTIONS), rasterio.open(href) as src:
             crs, transform, width, height = src.crs, src.transform, src.width, src.height
     except RasterioError as exc:
         raise _open_error(href, exc) from exc
@@ -98,7 +100,7 @@ def read_on_grid(
     otherwise. Pass Resampling.nearest for class or bit-flag rasters.
     """
     try:
-        with rasterio.open(href) as src:
+        with rasterio.Env(**GDAL_HTTP_OPTIONS), rasterio.open(href) as src:
             if resampling is None:
                 finer = abs(src.transform.a) < grid.resolution
                 resampling = Resampling.average if finer else Resampling.bilinear

@@ -13,7 +13,9 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -28,14 +30,13 @@ from stacmask.reflectance import reflectance_factors
 from stacmask.scene import BandStats, SceneInfo
 
 #: GDAL settings for reading bands over HTTP: retries on 429/5xx, timeouts, no directory
-#: listing of the remote folder, merged range requests.
+#: listing of the remote folder, merged consecutive range requests.
 GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
     "GDAL_HTTP_MAX_RETRY": 3,
     "GDAL_HTTP_RETRY_DELAY": 1,
     "GDAL_HTTP_TIMEOUT": 60,
     "GDAL_HTTP_CONNECTTIMEOUT": 15,
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "CPL_VSIL_CURL_USE_HEAD": "NO",
 }
@@ -57,6 +58,7 @@ class RasterBandSource:
         *,
         scratch_dir: str | os.PathLike[str] | None = None,
         threads: int = 4,
+        timeout: float = 60.0,
     ) -> None:
         if len(hrefs) != 4:
             raise ValueError("RasterBandSource needs exactly four bands: blue, green, red, nir")
@@ -64,6 +66,7 @@ class RasterBandSource:
         self._make_info = make_info
         self._scratch_dir = scratch_dir
         self._threads = threads
+        self._gdal = {**GDAL_HTTP_OPTIONS, "GDAL_HTTP_TIMEOUT": max(1, round(timeout))}
         self._scratch: tempfile._TemporaryFileWrapper[bytes] | None = None
         self._stats: BandStats | None = None
         self.nodata: float = 0.0
@@ -77,7 +80,7 @@ class RasterBandSource:
     def _open_and_check(self) -> SceneInfo:
         shapes = []
         first = None
-        with rasterio.Env(**GDAL_HTTP_OPTIONS):
+        with rasterio.Env(**self._gdal):
             for href in self.hrefs:
                 try:
                     with rasterio.open(href) as ds:
@@ -103,7 +106,11 @@ class RasterBandSource:
         return self._make_info(width, height, transform, crs)
 
     def __enter__(self) -> RasterBandSource:
-        self.prepare()
+        try:
+            self.prepare()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(
@@ -134,9 +141,9 @@ class RasterBandSource:
         for top in range(0, self.info.height, rows):
             yield Window(0, top, self.info.width, min(rows, self.info.height - top))
 
-    def read_raw(self, window: Window) -> NDArray[np.float64]:
-        """Stored band values of a window, as float64 (exact for integer DN)."""
-        return self._read_cached(window).astype(np.float64)
+    def read_raw(self, window: Window) -> NDArray[Any]:
+        """Stored band values of a window, in the bands' dtype."""
+        return self._read_cached(window)
 
     def read_reflectance(self, window: Window) -> NDArray[np.float32]:
         """TOA reflectance of a window; NaN where a band holds no data."""
@@ -164,12 +171,11 @@ class RasterBandSource:
         minimum = np.full(4, np.inf)
         maximum = np.full(4, -np.inf)
         mismatch = 0
-        with (
-            rasterio.Env(**GDAL_HTTP_OPTIONS),
-            ThreadPoolExecutor(self._threads) as pool,
-        ):
-            datasets = [self._open(href) for href in self.hrefs]
-            try:
+        with rasterio.Env(**self._gdal), ExitStack() as open_datasets:
+            datasets = [open_datasets.enter_context(self._open(href)) for href in self.hrefs]
+            # The pool is left (every decode finished) before the datasets are closed, also
+            # when one band fails: GDAL must never decode from a closed dataset.
+            with ThreadPoolExecutor(self._threads) as pool:
                 for window in self.strips():
                     bands = list(pool.map(self._decode, datasets, self.hrefs, [window] * 4))
                     for b, data in enumerate(bands):
@@ -177,9 +183,6 @@ class RasterBandSource:
                         maximum[b] = max(maximum[b], float(data.max()))
                         self._write_cached(b, window, data)
                     mismatch += self._count_mismatch(bands)
-            finally:
-                for ds in datasets:
-                    ds.close()
         self._stats = BandStats(
             minimum=(float(minimum[0]), float(minimum[1]), float(minimum[2]), float(minimum[3])),
             maximum=(float(maximum[0]), float(maximum[1]), float(maximum[2]), float(maximum[3])),
@@ -221,12 +224,9 @@ class RasterBandSource:
         row, rows = int(window.row_off), int(window.height)
         col, cols = int(window.col_off), int(window.width)
         out = np.empty((4, rows, self.info.width), dtype=self.dtype)
-        fd = self._scratch.fileno()
         for band in range(4):
-            buf = os.pread(
-                fd, rows * self.info.width * self.dtype.itemsize, self._offset(band, row)
-            )
-            out[band] = np.frombuffer(buf, dtype=self.dtype).reshape(rows, self.info.width)
+            self._scratch.seek(self._offset(band, row))
+            self._scratch.readinto(memoryview(out[band]).cast("B"))
         if col == 0 and cols == self.info.width:
             return out
         return out[:, :, col : col + cols]

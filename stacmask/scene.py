@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from affine import Affine
@@ -66,8 +66,8 @@ class BandSource(Protocol):
         """Row strips that tile the scene top to bottom, aligned to the source's blocks."""
         ...
 
-    def read_raw(self, window: Window) -> NDArray[np.float64]:
-        """Raw stored values (DN, or reflectance for a reflectance input), shape (4, h, w)."""
+    def read_raw(self, window: Window) -> NDArray[Any]:
+        """Stored values in their stored dtype (DN, or reflectance), shape (4, h, w)."""
         ...
 
     def read_reflectance(self, window: Window) -> NDArray[np.float32]:

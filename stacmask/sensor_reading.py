@@ -54,6 +54,12 @@ class _WarpedBand:
         self._vrt.close()
         self._src.close()
 
+    def __enter__(self) -> _WarpedBand:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class GridBandSource(RasterBandSource):
     """Blue, green, red and NIR of any grids, warped onto `grid` (BandSource protocol).
@@ -69,15 +75,17 @@ class GridBandSource(RasterBandSource):
         info: SceneInfo,
         scale: Sequence[float],
         offset: Sequence[float],
+        *,
+        timeout: float = 60.0,
     ) -> None:
         self.grid = grid
         self._info_on_grid = info
         self._scale = np.asarray(scale, dtype=np.float32)
         self._offset_values = np.asarray(offset, dtype=np.float32)
-        super().__init__(hrefs, lambda *_: info)
+        super().__init__(hrefs, lambda *_: info, timeout=timeout)
 
     def _open_and_check(self) -> SceneInfo:
-        with rasterio.Env(**GDAL_HTTP_OPTIONS):
+        with rasterio.Env(**self._gdal):
             for href in self.hrefs:
                 try:
                     with rasterio.open(href) as ds:

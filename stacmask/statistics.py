@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numexpr as ne
 import numpy as np
 from numpy.typing import NDArray
 
@@ -20,12 +21,10 @@ HISTOGRAM_BINS = 1 << 16
 
 def _bins(values: NDArray[np.float64]) -> NDArray[np.intp]:
     """Histogram bin of each value under the monotone map x -> 0.5 + 0.5 x / (1 + |x|)."""
-    t = np.abs(values)
-    t += 1.0
-    np.divide(values, t, out=t)
-    t += 1.0
-    t *= 0.5 * HISTOGRAM_BINS
-    bins = t.astype(np.intp)
+    t = ne.evaluate(
+        "(x / (1 + abs(x)) + 1) * half", local_dict={"x": values, "half": 0.5 * HISTOGRAM_BINS}
+    )
+    bins: NDArray[np.intp] = t.astype(np.intp)
     np.clip(bins, 0, HISTOGRAM_BINS - 1, out=bins)
     return bins
 
@@ -69,7 +68,7 @@ class StripStatistics:
         if n == 0:
             return
         mean = float(values.mean())
-        m2 = float(np.square(values - mean).sum())
+        m2 = float(ne.evaluate("sum((v - mean) ** 2)", local_dict={"v": values, "mean": mean}))
         total = self.count + n
         delta = mean - self.mean
         self.m2 += m2 + delta * delta * self.count * n / total

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,9 @@ def _walk(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, dict[str,
 
 
 def _schema_problems(path: Path, schema_map: Path | None) -> list[str]:
-    from stac_validator.validate import StacValidate
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "the PyPI package has moved"
+        from stac_validator.validate import StacValidate
 
     validator = StacValidate(
         str(path),

@@ -1,21 +1,15 @@
-"""A small STAC API and range-capable file server on 127.0.0.1, stdlib only, for tests.
+"""A small STAC API and file server on 127.0.0.1 for build tests (stdlib http.server).
 
-Serves a landing page, /collections, /collections/{id}, /collections/{id}/items/{item},
-GET and POST /search (collections, ids, limit with `next` paging) and /files/<path> with HEAD
-and single Range requests (what GDAL's /vsicurl/ sends). Standing in for the project's
-SampleStacApi until it lands on main.
-
-The server runs in its own process: rasterio keeps the GIL while GDAL opens a URL, so a
-server thread in the test process would deadlock. Collections and items are kept in a JSON
-file under `root` that the server re-reads on each request.
+Serves the landing page, conformance, /collections, /collections/{id}, /search (GET and POST,
+filtered by collections and ids) and the files of a folder under /files/ with HTTP range
+requests, as GDAL's /vsicurl/ needs them.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import multiprocessing.queues
-import os
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,100 +19,75 @@ from urllib.parse import parse_qs, urlparse
 
 CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
-    "https://api.stacspec.org/v1.0.0/collections",
     "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0/collections",
     "https://api.stacspec.org/v1.0.0/ogcapi-features",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 ]
+RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
-STATE_FILE = ".stac_api.json"
+class SampleApi:
+    """Items and collections served at `url`; asset files from `files` under `url`files/."""
 
-
-class StacApi:
-    """Handle on a running API: its URL, and the collections and items it serves."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root.resolve()
-        self.port = port
+    def __init__(self, files: Path) -> None:
+        self.files = files
+        self.url = ""
         self.collections: dict[str, dict[str, Any]] = {}
-        self.items: dict[str, list[dict[str, Any]]] = {}
+        self.items: list[dict[str, Any]] = []
 
-    @property
-    def url(self) -> str:
-        """Root URL of the API, with a trailing slash."""
-        return f"http://127.0.0.1:{self.port}/"
+    def file_url(self, name: str) -> str:
+        """URL of a file of the served folder."""
+        return f"{self.url}files/{name}"
 
-    def file_url(self, path: Path) -> str:
-        """URL of a file under `root`."""
-        return f"{self.url}files/{path.resolve().relative_to(self.root).as_posix()}"
-
-    def _save(self) -> None:
-        tmp = self.root / f"{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps({"collections": self.collections, "items": self.items}))
-        os.replace(tmp, self.root / STATE_FILE)
-
-    def add_collection(self, collection: dict[str, Any]) -> None:
-        """Serve a collection (its links are filled in)."""
-        cid = collection["id"]
-        collection["links"] = [
-            {"rel": "self", "href": f"{self.url}collections/{cid}", "type": "application/json"},
-            {"rel": "root", "href": self.url, "type": "application/json"},
-            {"rel": "items", "href": f"{self.url}collections/{cid}/items"},
-        ]
-        self.collections[cid] = collection
-        self.items.setdefault(cid, [])
-        self._save()
+    def add_collection(self, collection_id: str) -> None:
+        """Add an (almost empty) collection."""
+        self.collections[collection_id] = {
+            "type": "Collection",
+            "stac_version": "1.1.0",
+            "id": collection_id,
+            "title": f"Test collection {collection_id}",
+            "description": "Scenes for stacmask tests",
+            "license": "CC-BY-SA-3.0",
+            "extent": {
+                "spatial": {"bbox": [[-180, -90, 180, 90]]},
+                "temporal": {"interval": [["2020-01-01T00:00:00Z", None]]},
+            },
+            "links": [],
+        }
 
     def add_item(self, item: dict[str, Any]) -> None:
-        """Serve an item of an already added collection (self, parent, root links set)."""
-        cid = item["collection"]
+        """Add an item; its self link is set to its URL on this server."""
         item["links"] = [
-            {"rel": "self", "href": f"{self.url}collections/{cid}/items/{item['id']}"},
-            {"rel": "parent", "href": f"{self.url}collections/{cid}"},
-            {"rel": "collection", "href": f"{self.url}collections/{cid}"},
-            {"rel": "root", "href": self.url},
+            {
+                "rel": "self",
+                "href": f"{self.url}collections/{item['collection']}/items/{item['id']}",
+                "type": "application/geo+json",
+            }
         ]
-        self.items[cid].append(item)
-        self._save()
+        self.items.append(item)
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.root = root
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/"
-
-    @property
-    def state(self) -> dict[str, Any]:
-        path = self.root / STATE_FILE
-        if not path.exists():
-            return {"collections": {}, "items": {}}
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-
-    @property
-    def collections(self) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = self.state["collections"]
-        return found
-
-    @property
-    def items(self) -> dict[str, list[dict[str, Any]]]:
-        found: dict[str, list[dict[str, Any]]] = self.state["items"]
-        return found
+    def search(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A single-page FeatureCollection of the matching items."""
+        collections = params.get("collections")
+        ids = params.get("ids")
+        found = [
+            item
+            for item in self.items
+            if (not collections or item["collection"] in collections)
+            and (not ids or item["id"] in ids)
+        ]
+        limit = int(params.get("limit") or 10_000)
+        return {"type": "FeatureCollection", "features": found[:limit], "links": []}
 
     def landing(self) -> dict[str, Any]:
+        """The landing page."""
         return {
             "type": "Catalog",
-            "id": "test-stac-api",
             "stac_version": "1.1.0",
-            "description": "STAC API on 127.0.0.1 for stacmask tests",
+            "id": "test-api",
+            "description": "stacmask test STAC API",
             "conformsTo": CONFORMANCE,
             "links": [
                 {"rel": "self", "href": self.url, "type": "application/json"},
@@ -128,155 +97,105 @@ class _Server(ThreadingHTTPServer):
                     "rel": "search",
                     "href": f"{self.url}search",
                     "type": "application/geo+json",
-                    "method": "GET",
+                    "method": "POST",
                 },
                 {
                     "rel": "search",
                     "href": f"{self.url}search",
                     "type": "application/geo+json",
-                    "method": "POST",
+                    "method": "GET",
                 },
             ],
         }
 
-    def search(self, params: dict[str, Any]) -> dict[str, Any]:
-        items = self.items
-        collections = params.get("collections") or list(items)
-        ids = params.get("ids")
-        limit = int(params.get("limit") or 10)
-        start = int(params.get("token") or 0)
-        found = [
-            item
-            for cid in collections
-            for item in items.get(cid, [])
-            if not ids or item["id"] in ids
-        ]
-        page = found[start : start + limit]
-        links: list[dict[str, Any]] = []
-        if start + limit < len(found):
-            body = dict(params, token=str(start + limit))
-            links.append(
-                {"rel": "next", "href": f"{self.url}search", "method": "POST", "body": body}
-            )
-        return {"type": "FeatureCollection", "features": page, "links": links}
 
+def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
 
-def _listish(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return [v for v in str(value).split(",") if v]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _json(self, data: dict[str, Any], status: int = 200) -> None:
-        body = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _not_found(self) -> None:
-        self._json({"code": "NotFound", "description": self.path}, 404)
-
-    def do_HEAD(self) -> None:
-        self._file(head=True)
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        parts = [p for p in url.path.split("/") if p]
-        if parts[:1] == ["files"]:
-            self._file(head=False)
-        elif not parts:
-            self._json(self.server.landing())
-        elif parts == ["conformance"]:
-            self._json({"conformsTo": CONFORMANCE})
-        elif parts == ["collections"]:
-            self._json({"collections": list(self.server.collections.values()), "links": []})
-        elif len(parts) == 2 and parts[0] == "collections":
-            collection = self.server.collections.get(parts[1])
-            if collection is None:
-                self._not_found()
-            else:
-                self._json(collection)
-        elif len(parts) == 4 and parts[0] == "collections" and parts[2] == "items":
-            for item in self.server.items.get(parts[1], []):
-                if item["id"] == parts[3]:
-                    self._json(item)
-                    return
-            self._not_found()
-        elif parts == ["search"]:
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            params: dict[str, Any] = {
-                "collections": _listish(query.get("collections")),
-                "ids": _listish(query.get("ids")),
-                "limit": query.get("limit"),
-                "token": query.get("token"),
-            }
-            self._json(self.server.search(params))
-        else:
-            self._not_found()
-
-    def do_POST(self) -> None:
-        if urlparse(self.path).path.rstrip("/") != "/search":
-            self._not_found()
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        params = json.loads(self.rfile.read(length) or b"{}")
-        self._json(self.server.search(params))
-
-    def _file(self, head: bool) -> None:
-        relative = urlparse(self.path).path.removeprefix("/files/")
-        path = (self.server.root / relative).resolve()
-        if not path.is_relative_to(self.server.root) or not path.is_file():
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
+        def _json(self, data: Any, status: int = 200) -> None:
+            body = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            return
-        data = path.read_bytes()
-        start, end = 0, len(data) - 1
-        status = 200
-        ranged = self.headers.get("Range")
-        if ranged and ranged.startswith("bytes="):
-            first, _, last = ranged.removeprefix("bytes=").partition("-")
-            start = int(first)
-            end = min(int(last), len(data) - 1) if last else len(data) - 1
-            status = 206
-        self.send_response(status)
-        self.send_header("Content-Type", "image/tiff")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start + 1))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.end_headers()
-        if not head:
-            self.wfile.write(data[start : end + 1])
+            self.wfile.write(body)
 
+        def _file(self, name: str, head: bool) -> None:
+            path = api.files / name
+            if "/" in name or not path.is_file():
+                self._json({"code": "NotFound", "description": name}, 404)
+                return
+            data = path.read_bytes()
+            match = RANGE.match(self.headers.get("Range", ""))
+            status, start, end = 200, 0, len(data) - 1
+            if match and (match[1] or match[2]):
+                status = 206
+                if match[1]:
+                    start = int(match[1])
+                    end = min(int(match[2]), end) if match[2] else end
+                else:
+                    start = max(0, len(data) - int(match[2]))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(end - start + 1))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            self.end_headers()
+            if not head:
+                self.wfile.write(data[start : end + 1])
 
-def _serve(root: str, ports: multiprocessing.queues.Queue[int]) -> None:
-    server = _Server(Path(root))
-    ports.put(server.server_port)
-    server.serve_forever()
+        def _get(self, head: bool) -> None:
+            url = urlparse(self.path)
+            parts = [p for p in url.path.split("/") if p]
+            if not parts:
+                self._json(api.landing())
+            elif parts == ["conformance"]:
+                self._json({"conformsTo": CONFORMANCE})
+            elif parts == ["collections"]:
+                self._json({"collections": list(api.collections.values()), "links": []})
+            elif len(parts) == 2 and parts[0] == "collections" and parts[1] in api.collections:
+                self._json(api.collections[parts[1]])
+            elif parts == ["search"]:
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                params: dict[str, Any] = dict(query)
+                for key in ("collections", "ids"):
+                    if key in query:
+                        params[key] = query[key].split(",")
+                self._json(api.search(params))
+            elif len(parts) == 2 and parts[0] == "files":
+                self._file(parts[1], head)
+            else:
+                self._json({"code": "NotFound", "description": self.path}, 404)
+
+        def do_GET(self) -> None:
+            self._get(head=False)
+
+        def do_HEAD(self) -> None:
+            self._get(head=True)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            params = json.loads(self.rfile.read(length) or b"{}")
+            if urlparse(self.path).path.rstrip("/") == "/search":
+                self._json(api.search(params))
+            else:
+                self._json({"code": "NotFound", "description": self.path}, 404)
+
+    return Handler
 
 
 @contextmanager
-def running(root: Path) -> Iterator[StacApi]:
-    """A STAC API serving `root` from a child process; stopped on exit."""
-    root.mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
-    ports: multiprocessing.queues.Queue[int] = context.Queue()
-    process = context.Process(target=_serve, args=(str(root.resolve()), ports), daemon=True)
-    process.start()
+def serve(api: SampleApi) -> Iterator[SampleApi]:
+    """Serve `api` on 127.0.0.1 (an ephemeral port) while the context is open."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    api.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        port = ports.get(timeout=30)
-        yield StacApi(root, port)
+        yield api
     finally:
-        process.terminate()
-        process.join(timeout=10)
+        server.shutdown()
+        server.server_close()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pystac
 import pytest
 
-from stacmask.catalog import CatalogFolder, check_id, write_json_atomic
+from stacmask.catalog import CatalogFolder, check_id, write_bytes_atomic, write_json_atomic
 from stacmask.errors import ItemError
 
 
@@ -34,6 +36,18 @@ def test_atomic_write_leaves_no_temporaries(tmp_path: Path) -> None:
     write_json_atomic(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "x.json", {"a": 1})
+        write_bytes_atomic(tmp_path / "x.bin", b"\x00\x01")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o644
+    assert (tmp_path / "x.bin").read_bytes() == b"\x00\x01"
 
 
 def _item(item_id: str, cloud: float) -> pystac.Item:

@@ -27,16 +27,13 @@ from stacmask.constants import (
     SNOW,
     WATER,
 )
+from stacmask.sample_api import SampleStacApi
 from stacmask.sample_sentinel2 import sentinel2_item, write_scene
 from stacmask.sensor_scene import SensorOptions
 from stacmask.validate import validate_catalog
 from tests.landsat_scene import landsat_item, landsat_truth, write_landsat_scene
-from tests.stac_api import StacApi, running
 
 S2_COLLECTION = {
-    "type": "Collection",
-    "stac_version": "1.1.0",
-    "id": "sentinel-2-l1c",
     "title": "Sentinel-2 Level-1C",
     "description": "Synthetic Sentinel-2 L1C scenes in Earth Search's layout",
     "license": "proprietary",
@@ -45,11 +42,19 @@ S2_COLLECTION = {
         {"name": "ESA", "roles": ["producer", "licensor"], "url": "https://www.esa.int"},
         {"name": "AWS", "roles": ["host"]},
     ],
-    "extent": {
-        "spatial": {"bbox": [[-180, -90, 180, 90]]},
-        "temporal": {"interval": [["2015-06-27T00:00:00Z", None]]},
-    },
 }
+
+
+def _serve(api: SampleStacApi, item: dict[str, Any]) -> None:
+    """Add an item with the self link a STAC API gives it (derived_from points there)."""
+    cid = item["collection"]
+    item["links"] = [
+        {"rel": "self", "href": f"{api.url}collections/{cid}/items/{item['id']}"},
+        {"rel": "collection", "href": f"{api.url}collections/{cid}"},
+    ]
+    api.add_item(item)
+
+
 NEW_BASELINE = "S2B_33UUV_20230611_0_L1C"  # 05.09, raster:bands declared, Fmask asset
 OLD_BASELINE = "S2A_33UUV_20210611_0_L1C"  # 03.01, no declared scaling, no Fmask
 
@@ -75,33 +80,35 @@ def _write_fmask(path: Path, truth: np.ndarray) -> None:
 
 
 @pytest.fixture(scope="module")
-def s2_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StacApi, dict[str, Any]]]:
+def s2_api(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[SampleStacApi, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("s2-api")
-    with running(root) as api:
-        api.add_collection(json.loads(json.dumps(S2_COLLECTION)))
+    with SampleStacApi(root) as api:
+        api.add_collection("sentinel-2-l1c", **json.loads(json.dumps(S2_COLLECTION)))
         scenes = {}
         for scene_id, baseline, declare in (
             (NEW_BASELINE, "05.09", True),
             (OLD_BASELINE, "03.01", False),
         ):
             scene = write_scene(root / scene_id, scene_id, baseline=baseline, seed=1)
-            hrefs = {key: api.file_url(path) for key, path in scene.files.items()}
+            hrefs = {key: api.data_url(path) for key, path in scene.files.items()}
             item = sentinel2_item(scene, hrefs, declare_raster_scaling=declare)
             if declare:
                 _write_fmask(root / scene_id / "fmask.tif", scene.truth)
                 item["assets"]["fmask"] = {
-                    "href": api.file_url(root / scene_id / "fmask.tif"),
+                    "href": api.data_url(root / scene_id / "fmask.tif"),
                     "type": "image/tiff; application=geotiff",
                     "roles": ["cloud", "cloud-shadow"],
                 }
-            api.add_item(item)
+            _serve(api, item)
             scenes[scene_id] = scene
         yield api, scenes
 
 
 @pytest.fixture(scope="module")
 def s2_catalog(
-    s2_api: tuple[StacApi, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+    s2_api: tuple[SampleStacApi, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     api, _ = s2_api
     out = tmp_path_factory.mktemp("s2-out") / "s2cat"
@@ -133,7 +140,7 @@ def _item(out: Path, collection: str, scene_id: str) -> dict[str, Any]:
 
 
 def test_s2_catalog_is_valid_and_linked(
-    s2_catalog: Path, s2_api: tuple[StacApi, dict[str, Any]], schema_map: Path
+    s2_catalog: Path, s2_api: tuple[SampleStacApi, dict[str, Any]], schema_map: Path
 ) -> None:
     api, _ = s2_api
     report = validate_catalog(s2_catalog, schema_map)
@@ -155,7 +162,7 @@ def test_s2_catalog_is_valid_and_linked(
 
 
 def test_s2_mask_is_the_union_of_s2cloudless_and_fmask(
-    s2_catalog: Path, s2_api: tuple[StacApi, dict[str, Any]]
+    s2_catalog: Path, s2_api: tuple[SampleStacApi, dict[str, Any]]
 ) -> None:
     _, scenes = s2_api
     truth = scenes[NEW_BASELINE].truth
@@ -175,7 +182,7 @@ def test_s2_mask_is_the_union_of_s2cloudless_and_fmask(
 
 
 def test_s2_without_fmask_and_old_baseline(
-    s2_catalog: Path, s2_api: tuple[StacApi, dict[str, Any]]
+    s2_catalog: Path, s2_api: tuple[SampleStacApi, dict[str, Any]]
 ) -> None:
     _, scenes = s2_api
     truth = scenes[OLD_BASELINE].truth
@@ -194,7 +201,7 @@ def test_s2_without_fmask_and_old_baseline(
 
 
 def test_s2_rebuild_skips_present_scenes(
-    s2_catalog: Path, s2_api: tuple[StacApi, dict[str, Any]]
+    s2_catalog: Path, s2_api: tuple[SampleStacApi, dict[str, Any]]
 ) -> None:
     api, _ = s2_api
     options = BuildOptions(
@@ -213,7 +220,8 @@ def test_s2_rebuild_skips_present_scenes(
 def test_landsat_build_from_the_cli(tmp_path: Path, schema_map: Path) -> None:
     size = 64
     truth = landsat_truth(size)
-    with running(tmp_path / "api") as api:
+    (tmp_path / "api").mkdir()
+    with SampleStacApi(tmp_path / "api") as api:
         scene_id = "LC09_L2SP_014032_20230702_02_T1"
         files = write_landsat_scene(tmp_path / "api" / scene_id, truth)
         # The dilated-cloud ring around the cloud, written into QA_PIXEL.
@@ -227,20 +235,13 @@ def test_landsat_build_from_the_cli(tmp_path: Path, schema_map: Path) -> None:
             qa[ring] = 21824 - 64 + 2
             dst.write(qa, 1)
         api.add_collection(
-            {
-                "type": "Collection",
-                "stac_version": "1.1.0",
-                "id": "landsat-c2-l2",
-                "description": "Synthetic Landsat C2 L2",
-                "license": "proprietary",
-                "providers": [{"name": "USGS", "roles": ["producer", "licensor"]}],
-                "extent": {
-                    "spatial": {"bbox": [[-180, -90, 180, 90]]},
-                    "temporal": {"interval": [["1982-08-22T00:00:00Z", None]]},
-                },
-            }
+            "landsat-c2-l2",
+            title="Landsat Collection 2 Level-2",
+            description="Synthetic Landsat C2 L2",
+            license="proprietary",
+            providers=[{"name": "USGS", "roles": ["producer", "licensor"]}],
         )
-        api.add_item(landsat_item(scene_id, {k: api.file_url(p) for k, p in files.items()}, size))
+        _serve(api, landsat_item(scene_id, {k: api.data_url(p) for k, p in files.items()}, size))
         out = tmp_path / "landsat"
         result = CliRunner().invoke(
             app,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import numexpr as ne
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
@@ -75,35 +77,50 @@ class RuleMasks:
 
 
 def normalize(
-    raw: F64, gains: tuple[float, ...], lo: tuple[float, ...], hi: tuple[float, ...]
+    raw: NDArray[Any], gains: tuple[float, ...], lo: tuple[float, ...], hi: tuple[float, ...]
 ) -> F64:
     """Rule 1: c = DN * gain; n = (c - min c) / (max c - min c), with whole-scene min and max."""
-    out = np.empty_like(raw)
+    out = raw.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         for b in range(4):
-            c = raw[b] * gains[b]
             c_min, c_max = lo[b] * gains[b], hi[b] * gains[b]
-            out[b] = (c - c_min) / (c_max - c_min)
+            out[b] *= gains[b]
+            out[b] -= c_min
+            out[b] /= c_max - c_min
     return out
 
 
 def indices(n: F64) -> Indices:
-    """Rules 2 and 4: footprint and the NDVI, WI, HOT, CI and NSCD indices."""
-    n1, n2, n3, n4 = n[0], n[1], n[2], n[3]
-    footprint = (n1 != 0) & (n2 != 0) & (n3 != 0) & (n4 != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ndvi = (n4 - n3) / (n4 + n3) * footprint
-        m = 0.25 * n1 + 0.375 * n2 + 0.375 * n3
-        wi = np.abs(n1 - m) / m + np.abs(n2 - m) / m + np.abs(n3 - m) / m
-        hot = n1 - 0.45 * n3 - 0.08
-        ci = 3 * n4 / (n1 + n2 + n3) * footprint
-        nscd = n1 - 0.45 * n3 - (0.16 * n4 * footprint)
-    return Indices(n1, n2, n3, n4, footprint, ndvi, wi, hot, ci, nscd)
+    """Rules 2 and 4: footprint and the NDVI, WI, HOT, CI and NSCD indices.
+
+    Fused with numexpr, element by element the same float64 arithmetic as the notebook's numpy.
+    Outside the footprint the indices the notebook multiplies by F are 0 here where numpy gives
+    0 or NaN (NaN * 0); both are excluded from the statistics and every rule is ANDed with F,
+    so the masks are the same.
+    """
+    env = {"n1": n[0], "n2": n[1], "n3": n[2], "n4": n[3]}
+    f = ne.evaluate("(n1 != 0) & (n2 != 0) & (n3 != 0) & (n4 != 0)", local_dict=env)
+    env["f"] = f
+    m = "(0.25 * n1 + 0.375 * n2 + 0.375 * n3)"
+    return Indices(
+        n1=n[0],
+        n2=n[1],
+        n3=n[2],
+        n4=n[3],
+        footprint=f,
+        ndvi=ne.evaluate("where(f, (n4 - n3) / (n4 + n3), 0)", local_dict=env),
+        wi=ne.evaluate(
+            f"abs(n1 - {m}) / {m} + abs(n2 - {m}) / {m} + abs(n3 - {m}) / {m}", local_dict=env
+        ),
+        hot=ne.evaluate("n1 - 0.45 * n3 - 0.08", local_dict=env),
+        ci=ne.evaluate("where(f, 3 * n4 / (n1 + n2 + n3), 0)", local_dict=env),
+        nscd=ne.evaluate("where(f, n1 - 0.45 * n3 - 0.16 * n4, n1 - 0.45 * n3)", local_dict=env),
+    )
 
 
 def statistic_values(x: F64) -> F64:
     """Rule 3: the values statistics are taken over (neither exactly 0 nor NaN)."""
-    kept: F64 = x[(x != 0) & ~np.isnan(x)]
+    kept: F64 = x[ne.evaluate("(x != 0) & (x == x)", local_dict={"x": x})]
     return kept
 
 
