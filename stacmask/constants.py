@@ -130,3 +130,35 @@ LANDSAT_QA_PIXEL_ASSET: Final = "qa_pixel"
 PROBABILITY_ASSET: Final = "cloud_probability"
 PROBABILITY_NODATA: Final = 255
 PROP_PROBABILITY_THRESHOLD: Final = f"{PREFIX}:probability_threshold"
+
+
+# --- serve / search / export (issue 4) --------------------------------------------------------
+#: STAC Browser release built from npm by `stacmask browser build`, and the ol-stac version
+#: that a working build needs (newer ol-stac releases break the 4.0.x build).
+STAC_BROWSER_VERSION: Final = "4.0.1"
+STAC_BROWSER_PACKAGE: Final = "@radiantearth/stac-browser"
+OL_STAC_VERSION: Final = "1.5.1"
+#: Environment variable naming stacmask's cache folder (default ~/.cache/stacmask).
+CACHE_ENV: Final = "STACMASK_CACHE"
+DEFAULT_PORT: Final = 8000
+DEFAULT_HOST: Final = "127.0.0.1"
+#: Page size of the STAC API when a request gives no `limit`, and the largest page served.
+DEFAULT_PAGE_LIMIT: Final = 10
+MAX_PAGE_LIMIT: Final = 1000
+EXPORT_INDEX_FILE: Final = "index.geojson"
+#: Titles of the queryables that `stacmask serve` lists (STAC Browser shows them in its search).
+QUERYABLE_TITLES: Final[dict[str, str]] = {
+    "eo:cloud_cover": "Cloud cover (%)",
+    PROP_SHADOW_COVER: "Cloud-shadow cover (%)",
+    PROP_WATER_COVER: "Water cover (%)",
+    PROP_VALID_PIXELS: "Valid pixels",
+    PROP_METHOD: "Mask method",
+    PROP_BAND_MISMATCH: "Band sizes mismatch",
+    PROP_CALIBRATION: "Calibration source",
+    "view:sun_elevation": "Sun elevation (degrees)",
+    "view:sun_azimuth": "Sun azimuth (degrees)",
+    "cbers:path": "Path",
+    "cbers:row": "Row",
+}
+#: Queryables that are percentages (0 to 100).
+PERCENT_PROPERTIES: Final = ("eo:cloud_cover", PROP_SHADOW_COVER, PROP_WATER_COVER)

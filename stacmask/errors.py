@@ -54,3 +54,12 @@ class ProfileError(StacmaskError):
 
 class MethodUnavailable(StacmaskError):
     """A mask method's optional dependency is not installed (the message says which extra)."""
+
+
+# --- serve / search / export (issue 4) --------------------------------------------------------
+class QueryError(StacmaskError):
+    """A search request is malformed (bad bbox, datetime, CQL2 filter, sortby, paging...)."""
+
+
+class BrowserBuildError(StacmaskError):
+    """STAC Browser could not be built (npm missing, npm failed) or is not built yet."""
