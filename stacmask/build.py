@@ -20,7 +20,9 @@ from stacmask.inputs import band_hrefs, metadata_href, read_radiometry
 from stacmask.item import mask_item
 from stacmask.masking import MaskResult, mask_scene
 from stacmask.methods import DEFAULT_METHOD, get_method
+from stacmask.profiles import DEFAULT_PROFILE, get_profile
 from stacmask.reading import RasterBandSource
+from stacmask.sensor_scene import SensorOptions, mask_sensor_scene
 from stacmask.source import search_items, source_collection
 
 
@@ -40,6 +42,9 @@ class BuildOptions:
     workers: int = 1
     force: bool = False
     timeout: float = 60.0
+    #: Sensor profile (profiles.py); sentinel2-l1c and landsat-c2 take `sensor` options.
+    profile: str = DEFAULT_PROFILE
+    sensor: SensorOptions = field(default_factory=SensorOptions)
     #: Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster.
     scheduler: str | None = None
 
@@ -59,6 +64,8 @@ class SceneTask:
     keys: BandKeys
     method: str
     timeout: float
+    profile: str = DEFAULT_PROFILE
+    sensor: SensorOptions = field(default_factory=SensorOptions)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,22 @@ def process_scene(task: SceneTask) -> SceneOutcome:
     try:
         source = pystac.Item.from_dict(task.item)
         check_id(source.id)
+        if task.profile != DEFAULT_PROFILE:
+            stage = "mask"
+            item, result = mask_sensor_scene(
+                get_profile(task.profile),
+                source,
+                task.item_dir,
+                task.source_href,
+                task.sensor,
+                task.method,
+            )
+            return SceneOutcome(
+                scene_id,
+                time.monotonic() - started,
+                item=item.to_dict(transform_hrefs=False),
+                result=result,
+            )
         hrefs = band_hrefs(source, task.keys)
         stage = "metadata"
         with warnings.catch_warnings():
@@ -218,6 +241,8 @@ def build(
                 keys=options.keys,
                 method=options.method,
                 timeout=options.timeout,
+                profile=options.profile,
+                sensor=options.sensor,
             )
         )
     if report.skipped:

@@ -243,8 +243,8 @@ def new_collection(collection_id: str, source: dict[str, Any]) -> dict[str, Any]
             pystac.TemporalExtent([[datetime.now(timezone.utc), None]]),
         ),
         license=str(source.get("license") or "other"),
-        providers=providers(),
-        keywords=["cloud mask", "cloud shadow", "water", "CBERS-4A", "WPM"],
+        providers=_source_providers(source) or providers(),
+        keywords=_keywords(source),
     )
     data = _plain(collection.to_dict(include_self_link=False, transform_hrefs=False))
     data["links"] = [
@@ -261,6 +261,30 @@ def new_collection(collection_id: str, source: dict[str, Any]) -> dict[str, Any]
         if extension not in data.setdefault("stac_extensions", []):
             data["stac_extensions"].append(extension)
     return data
+
+
+def _source_providers(source: dict[str, Any]) -> list[pystac.Provider]:
+    """The source collection's own producers and licensors, then stacmask as processor.
+
+    Empty when the source collection names none (then INPE, the CBERS default, is used).
+    """
+    kept: list[pystac.Provider] = []
+    for entry in source.get("providers") or []:
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        roles = [r for r in entry.get("roles") or [] if r in ("producer", "licensor")]
+        if roles:
+            kept.append(pystac.Provider(name=str(entry["name"]), roles=roles, url=entry.get("url")))
+    if not kept:
+        return []
+    return [*kept, providers()[-1]]
+
+
+def _keywords(source: dict[str, Any]) -> list[str]:
+    """Keywords of a mask collection: the mask's own, then the source's (CBERS when none)."""
+    own = ["cloud mask", "cloud shadow", "water"]
+    extra = [str(k) for k in source.get("keywords") or [] if str(k) not in own]
+    return own + (extra or ["CBERS-4A", "WPM"])
 
 
 def _extend(collection: dict[str, Any], item: dict[str, Any]) -> None:

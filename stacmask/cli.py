@@ -63,10 +63,45 @@ def parse_bbox(value: str | None) -> list[float] | None:
     return box
 
 
-def check_method(value: str) -> str:
-    """A known mask method name."""
+def known_methods() -> list[str]:
+    """Names of every mask method: the CBERS methods and those of the sensor profiles."""
+    from stacmask.profiles import PROFILES
+
+    names = set(METHODS)
+    for profile in PROFILES.values():
+        names.update(profile.methods)
+    return sorted(names)
+
+
+def check_method(value: str | None) -> str | None:
+    """A known mask method name (None: the profile's default)."""
+    if value is not None and value not in known_methods():
+        raise typer.BadParameter(f"{value!r}: known methods are {', '.join(known_methods())}")
+    return value
+
+
+def check_cbers_method(value: str) -> str:
+    """A mask method of the CBERS-4A WPM bands (the `mask` command)."""
     if value not in METHODS:
         raise typer.BadParameter(f"{value!r}: known methods are {', '.join(sorted(METHODS))}")
+    return value
+
+
+def check_profile(value: str) -> str:
+    """A known sensor profile name."""
+    from stacmask.profiles import PROFILES
+
+    if value not in PROFILES:
+        raise typer.BadParameter(f"{value!r}: known profiles are {', '.join(sorted(PROFILES))}")
+    return value
+
+
+def check_fmask_encoding(value: str) -> str:
+    """A supported Fmask encoding."""
+    from stacmask.fmask import FMASK_ENCODINGS
+
+    if value not in FMASK_ENCODINGS:
+        raise typer.BadParameter(f"{value!r}: supported encodings are {', '.join(FMASK_ENCODINGS)}")
     return value
 
 
@@ -86,8 +121,10 @@ def build(
         ..., "--out", help="Catalog folder to create or extend, e.g. catalogs/NAME."
     ),
     stac_url: str = typer.Option(DEFAULT_STAC_URL, "--stac-url", help="STAC API to search."),
-    collection: str = typer.Option(
-        DEFAULT_COLLECTION, "--collection", help="Source collection id."
+    collection: str | None = typer.Option(
+        None,
+        "--collection",
+        help=f"Source collection id (default: the profile's, {DEFAULT_COLLECTION} for CBERS).",
     ),
     bbox: str | None = typer.Option(None, "--bbox", help="minx,miny,maxx,maxy (degrees)."),
     datetime: str | None = typer.Option(
@@ -99,8 +136,11 @@ def build(
     max_items: int | None = typer.Option(
         None, "--max-items", min=1, help="At most this many scenes."
     ),
-    method: str = typer.Option(
-        DEFAULT_METHOD, "--method", callback=check_method, help="Mask method."
+    method: str | None = typer.Option(
+        None,
+        "--method",
+        callback=check_method,
+        help=f"Mask method (default: the profile's; {DEFAULT_METHOD} for CBERS).",
     ),
     workers: int = typer.Option(
         1, "--workers", min=1, help="Scenes processed in parallel (processes)."
@@ -120,10 +160,49 @@ def build(
     ),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="HTTP timeout in seconds."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    profile: str = typer.Option(
+        "cbers4a-wpm",
+        "--profile",
+        callback=check_profile,
+        help="Sensor profile: cbers4a-wpm, sentinel2-l1c (s2cloudless) or landsat-c2 (QA_PIXEL).",
+    ),
+    threshold: float = typer.Option(
+        0.4, "--threshold", min=0.0, max=1.0, help="sentinel2-l1c: s2cloudless cloud threshold."
+    ),
+    resolution: float = typer.Option(
+        60.0, "--resolution", min=10.0, help="sentinel2-l1c: working grid and mask pixel (m)."
+    ),
+    fmask_asset: str | None = typer.Option(
+        None, "--fmask-asset", help="sentinel2-l1c: asset key of a per-scene Fmask result."
+    ),
+    fmask_encoding: str = typer.Option(
+        "categorical",
+        "--fmask-encoding",
+        callback=check_fmask_encoding,
+        help="Encoding of the Fmask asset: categorical, python-fmask, hls or force.",
+    ),
+    probability: bool = typer.Option(
+        True,
+        "--probability/--no-probability",
+        help="sentinel2-l1c: also publish the cloud probability COG.",
+    ),
 ) -> None:
     """Search a STAC API, mask every scene and publish a static STAC catalog of mask COGs."""
     from stacmask.build import BuildOptions
     from stacmask.build import build as run_build
+    from stacmask.profiles import get_profile
+    from stacmask.sensor_scene import SensorOptions
+
+    sensor_profile = get_profile(profile)
+    chosen_method = method or (
+        DEFAULT_METHOD if profile == "cbers4a-wpm" else sensor_profile.default_method
+    )
+    allowed = list(METHODS) if profile == "cbers4a-wpm" else list(sensor_profile.methods)
+    if chosen_method not in allowed:
+        raise typer.BadParameter(
+            f"{chosen_method!r} does not apply to profile {profile} (use {', '.join(allowed)})",
+            param_hint="--method",
+        )
 
     if scheduler and workers > 1:
         raise typer.BadParameter("give either --workers or --scheduler, not both")
@@ -132,15 +211,23 @@ def build(
         out=out,
         keys=parse_band_keys(band_keys),
         stac_url=stac_url,
-        collection=collection,
+        collection=collection or sensor_profile.default_collection,
         bbox=parse_bbox(bbox),
         datetime=datetime,
         ids=scene_ids or None,
         max_items=max_items,
-        method=method,
+        method=chosen_method,
         workers=workers,
         force=force,
         timeout=timeout,
+        profile=profile,
+        sensor=SensorOptions(
+            threshold=threshold,
+            resolution=resolution,
+            fmask_asset=fmask_asset,
+            fmask_encoding=fmask_encoding,  # type: ignore[arg-type]
+            probability_asset=probability,
+        ),
         scheduler=scheduler,
     )
     try:
@@ -171,7 +258,7 @@ def mask(
         None, "--metadata", help="INPE XML of the scene (gains, sun angles)."
     ),
     method: str = typer.Option(
-        DEFAULT_METHOD, "--method", callback=check_method, help="Mask method."
+        DEFAULT_METHOD, "--method", callback=check_cbers_method, help="Mask method."
     ),
     preview: Path | None = typer.Option(None, "--preview", help="Also write a preview PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print covers and inputs as JSON."),

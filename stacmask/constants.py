@@ -86,6 +86,52 @@ LOCK_FILE: Final = ".stacmask.lock"
 INPE_PROVIDER_URL: Final = "https://www.gov.br/inpe/"
 STACMASK_URL: Final = "https://github.com/stacmask/stacmask"
 
+# --- Sensors: Sentinel-2 L1C and Landsat (issue 6) ---------------------------------------------
+#: Order in which overlapping classes are written into a class raster, highest first (the project
+#: order of notebook-method.md rule 8, with snow placed between cloud and water: a cloud over
+#: snow is cloud, and frozen water flagged as both snow and water is snow, as in Fmask).
+CLASS_PRIORITY: Final = (SHADOW, CLOUD, SNOW, WATER, CLEAR)
+
+#: Sentinel-2 MSI bands: (band id, asset key in Earth Search / stactools-style catalogs, native
+#: ground sampling distance in metres).
+SENTINEL2_BANDS: Final[tuple[tuple[str, str, int], ...]] = (
+    ("B01", "coastal", 60),
+    ("B02", "blue", 10),
+    ("B03", "green", 10),
+    ("B04", "red", 10),
+    ("B05", "rededge1", 20),
+    ("B06", "rededge2", 20),
+    ("B07", "rededge3", 20),
+    ("B08", "nir", 10),
+    ("B8A", "nir08", 20),
+    ("B09", "nir09", 60),
+    ("B10", "cirrus", 60),
+    ("B11", "swir16", 20),
+    ("B12", "swir22", 20),
+)
+#: The ten L1C bands s2cloudless's LightGBM model takes, in its order (s2cloudless MODEL_BANDS).
+S2CLOUDLESS_BANDS: Final = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
+#: Sentinel-2 L1C DN to TOA reflectance: rho = (DN + offset) / quantification. The offset is
+#: -1000 from processing baseline 04.00 on (ESA, January 2022), 0 before.
+S2_QUANTIFICATION_VALUE: Final = 10000.0
+S2_RADIO_ADD_OFFSET: Final = -1000.0
+S2_OFFSET_BASELINE: Final = "04.00"
+S2_NODATA: Final = 0
+#: Item properties the Sentinel-2 catalogs use for the processing baseline and for an offset
+#: that the provider already applied to the pixel values.
+PROP_S2_BASELINE: Final = "s2:processing_baseline"
+PROP_EARTHSEARCH_OFFSET_APPLIED: Final = "earthsearch:boa_offset_applied"
+
+#: Landsat Collection 2 pixel quality asset key (USGS and Planetary Computer catalogs).
+LANDSAT_QA_PIXEL_ASSET: Final = "qa_pixel"
+
+#: Optional second output asset: the cloud probability of a probabilistic detector, uint8
+#: percent 0-100, nodata 255 (the layout of the Earth Engine S2_CLOUD_PROBABILITY collection).
+PROBABILITY_ASSET: Final = "cloud_probability"
+PROBABILITY_NODATA: Final = 255
+PROP_PROBABILITY_THRESHOLD: Final = f"{PREFIX}:probability_threshold"
+
+
 # --- serve / search / export (issue 4) --------------------------------------------------------
 #: STAC Browser release built from npm by `stacmask browser build`, and the ol-stac version
 #: that a working build needs (newer ol-stac releases break the 4.0.x build).

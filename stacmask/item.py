@@ -129,7 +129,8 @@ def mask_item(
         href=f"./{mask_path.name}",
         media_type=COG_MEDIA_TYPE,
         title="Cloud, cloud-shadow and water mask",
-        description="uint8 class codes: 0 clear, 1 water, 2 cloud shadow, 4 cloud, 255 no data",
+        description="uint8 class codes: 0 clear, 1 water, 2 cloud shadow, 3 snow, 4 cloud, "
+        "255 no data",
         roles=["data", "cloud", "cloud-shadow", "water-mask"],
     )
     item.add_asset(MASK_ASSET, asset)
