@@ -38,6 +38,8 @@ GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "CPL_VSIL_CURL_USE_HEAD": "NO",
+    # GDAL's block cache defaults to 5 % of RAM; decoded blocks are read once, so keep it small.
+    "GDAL_CACHEMAX": 128,
 }
 
 #: Pixels per strip that methods read from the scratch file: memory follows this, not the scene.

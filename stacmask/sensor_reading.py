@@ -24,8 +24,11 @@ from stacmask.constants import NODATA
 from stacmask.errors import BandReadError
 from stacmask.fmask import FmaskEncoding, decode_fmask
 from stacmask.grid_reading import Grid, read_on_grid, read_stack
-from stacmask.reading import GDAL_HTTP_OPTIONS, STRIP_ROWS, RasterBandSource
+from stacmask.reading import GDAL_HTTP_OPTIONS, RasterBandSource
 from stacmask.scene import SceneInfo
+
+#: Rows decoded at a time from the warped bands.
+WARP_ROWS = 256
 
 
 class _WarpedBand:
@@ -98,7 +101,7 @@ class GridBandSource(RasterBandSource):
                             self.dtype = np.dtype(ds.dtypes[0])
                 except RasterioError as exc:
                     raise BandReadError(href, f"cannot open raster: {exc}") from exc
-        self._block_rows = STRIP_ROWS
+        self._block_rows = WARP_ROWS
         info = self._info_on_grid
         if (info.width, info.height) != (self.grid.width, self.grid.height):
             raise ValueError("SceneInfo size differs from the grid's")
