@@ -61,10 +61,13 @@ class RasterBandSource:
         threads: int = 4,
         timeout: float = 60.0,
         strip_pixels: int = STRIP_PIXELS,
+        indexes: Sequence[int] = (1, 1, 1, 1),
     ) -> None:
         if len(hrefs) != 4:
             raise ValueError("RasterBandSource needs exactly four bands: blue, green, red, nir")
         self.hrefs = tuple(hrefs)
+        #: Band index read from each href (1, 2, 3, 4 for one four-band stack given four times).
+        self.indexes = tuple(indexes)
         self._make_info = make_info
         self._scratch_dir = scratch_dir
         self._threads = threads
@@ -75,8 +78,10 @@ class RasterBandSource:
         self.nodata: float = 0.0
         self.dtype = np.dtype(np.uint16)
         self.info = self._open_and_check()
-        self._factors = reflectance_factors(
-            self.info.gains, self.info.sun_elevation, self.info.acquired
+        self._factors = (
+            np.array(self.info.gains, dtype=np.float64)
+            if self.info.calibration == "reflectance"
+            else reflectance_factors(self.info.gains, self.info.sun_elevation, self.info.acquired)
         )
 
     # -- setup -----------------------------------------------------------------------------
@@ -84,16 +89,21 @@ class RasterBandSource:
         shapes = []
         first = None
         with rasterio.Env(**self._gdal):
-            for href in self.hrefs:
+            for href, index in zip(self.hrefs, self.indexes, strict=True):
                 try:
                     with rasterio.open(href) as ds:
-                        if ds.count < 1:
-                            raise BandReadError(href, "raster has no band")
+                        if ds.count < index:
+                            raise BandReadError(
+                                href, f"raster has {ds.count} band(s); band {index} is needed"
+                            )
                         shapes.append((ds.width, ds.height, ds.transform, ds.crs))
                         if first is None:
                             first = ds.profile
-                            self.nodata = float(ds.nodata) if ds.nodata is not None else 0.0
                             self.dtype = np.dtype(ds.dtypes[0])
+                            # DN rasters use 0 for no data; a float stack without a nodata
+                            # value has none (NaN compares unequal to everything).
+                            default = 0.0 if self.dtype.kind in "iu" else float("nan")
+                            self.nodata = float(ds.nodata) if ds.nodata is not None else default
                             self._block_rows = ds.block_shapes[0][0]
                 except RasterioError as exc:
                     raise BandReadError(href, f"cannot open raster: {exc}") from exc
@@ -182,10 +192,14 @@ class RasterBandSource:
             # when one band fails: GDAL must never decode from a closed dataset.
             with ThreadPoolExecutor(self._threads) as pool:
                 for window in self._row_windows(self._block_rows):
-                    bands = list(pool.map(self._decode, datasets, self.hrefs, [window] * 4))
+                    bands = list(
+                        pool.map(self._decode, datasets, self.hrefs, [window] * 4, self.indexes)
+                    )
                     for b, data in enumerate(bands):
-                        minimum[b] = min(minimum[b], float(data.min()))
-                        maximum[b] = max(maximum[b], float(data.max()))
+                        if data.dtype.kind == "f" and np.isnan(data).all():
+                            continue
+                        minimum[b] = min(minimum[b], float(np.nanmin(data)))
+                        maximum[b] = max(maximum[b], float(np.nanmax(data)))
                         self._write_cached(b, window, data)
                     mismatch += self._count_mismatch(bands)
         self._stats = BandStats(
@@ -206,9 +220,11 @@ class RasterBandSource:
             raise BandReadError(href, f"cannot open raster: {exc}") from exc
 
     @staticmethod
-    def _decode(ds: rasterio.io.DatasetReader, href: str, window: Window) -> NDArray[np.generic]:
+    def _decode(
+        ds: rasterio.io.DatasetReader, href: str, window: Window, index: int = 1
+    ) -> NDArray[np.generic]:
         try:
-            data: NDArray[np.generic] = ds.read(1, window=window)
+            data: NDArray[np.generic] = ds.read(index, window=window)
         except RasterioError as exc:
             raise BandReadError(
                 href, f"cannot decode rows {window.row_off}-{window.row_off + window.height}: {exc}"

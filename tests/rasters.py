@@ -9,6 +9,8 @@ import rasterio
 from affine import Affine
 from numpy.typing import NDArray
 
+from stacmask.constants import DEFAULT_GAINS, ESUN_WPM
+
 TRANSFORM = Affine(8.0, 0.0, 500_000.0, 0.0, -8.0, 8_500_000.0)
 
 
@@ -60,11 +62,16 @@ def rotated_footprint(height: int, width: int, angle_deg: float = 9.0) -> NDArra
     return inside
 
 
-def dn_from_reflectance(
-    reflectance: NDArray[np.floating], scale: float = 700.0
-) -> NDArray[np.uint16]:
-    """10-bit DN from TOA reflectance, no-data corners (DN 0) around a rotated footprint."""
-    dn = np.clip(np.round(reflectance * scale), 1, 1023).astype(np.uint16)
+def dn_from_reflectance(reflectance: NDArray[np.floating]) -> NDArray[np.uint16]:
+    """WPM DN from TOA reflectance, no-data corners (DN 0) around a rotated footprint.
+
+    The inverse of stacmask's calibration with the default gains and no sun angles (sun at
+    zenith, d = 1 AU): DN = rho * ESUN / (pi * gain), so a build reads the reflectance back.
+    """
+    factors = np.array([e / (np.pi * g) for e, g in zip(ESUN_WPM, DEFAULT_GAINS, strict=True)])[
+        :, None, None
+    ]
+    dn = np.clip(np.round(reflectance * factors), 1, 4095).astype(np.uint16)
     inside = rotated_footprint(dn.shape[1], dn.shape[2])
     dn[:, ~inside] = 0
     return dn

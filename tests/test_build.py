@@ -108,7 +108,7 @@ def test_build_end_to_end(tmp_path: Path, api: SampleStacApi, schema_map: Path) 
         assert item["bbox"] == source["bbox"]
         assert props["datetime"] == source["properties"]["datetime"]
         assert props["stacmask:calibration"] == "default"
-        assert props["stacmask:method"] == "notebook"
+        assert props["stacmask:method"] == "physical"
         assert props["view:sun_elevation"] == pytest.approx(55.0)
         derived = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
         assert derived == [f"{api.url}collections/CB4A-WPM-L4-DN-1/items/{item_id}"]

@@ -93,7 +93,7 @@ def test_real_cbers_clips_through_the_api(tmp_path: Path, schema_map: Path) -> N
         del api.items[template.scene_id]
         api.add_item(item)
         out = tmp_path / "cat"
-        result = build(out, api)
+        result = build(out, api, "--method", "notebook")
         assert result.exit_code == 0, result.output
     assert_valid(out, schema_map)
     mask = out / COLLECTION / item["id"] / f"{item['id']}_mask.tif"

@@ -22,6 +22,12 @@ class MaskMethod(Protocol):
         ...
 
 
+def _physical() -> MaskMethod:
+    from stacmask.methods.physical import PhysicalMethod
+
+    return PhysicalMethod()
+
+
 def _notebook() -> MaskMethod:
     from stacmask.methods.notebook import NotebookMethod
 
@@ -30,9 +36,10 @@ def _notebook() -> MaskMethod:
 
 #: Method name -> factory. The first is the default.
 METHODS: dict[str, Callable[[], MaskMethod]] = {
+    "physical": _physical,
     "notebook": _notebook,
 }
-DEFAULT_METHOD = "notebook"
+DEFAULT_METHOD = "physical"
 
 
 def get_method(name: str) -> MaskMethod:
