@@ -35,6 +35,8 @@ Mask = NDArray[np.bool_]
 
 #: Longest side of the working grid for the spatial steps, in cells.
 WORK_SIZE = 2048
+#: Pixels of a cloud object that score each candidate cloud height.
+SHADOW_SAMPLE = 4000
 
 
 @dataclass(frozen=True)
@@ -151,23 +153,28 @@ def working_grid(source: BandSource, c: PhysicalConfig) -> WorkingGrid:
     sums = np.zeros((4, h, w), np.float64)
     cloud = np.zeros((h, w), np.float64)
     counts = np.zeros((h, w), np.float64)
-    pad = w * k - info.width
     for window in source.strips():
         r = source.read_reflectance(window)
         valid: Mask = np.all(~np.isnan(r), axis=0)
         pcp: Mask = potential_cloud(r, c) & valid
         rows = (int(window.row_off) + np.arange(r.shape[1])) // k
-        rz = np.where(valid, r, 0.0)
+        # Rows are ascending: sum each run of rows that falls in one working row at once.
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        targets = rows[starts]
 
-        def blocks(a: NDArray[Any]) -> NDArray[np.float64]:
-            padded = np.pad(a.astype(np.float64), ((0, 0), (0, pad)))
-            summed: NDArray[np.float64] = padded.reshape(padded.shape[0], w, k).sum(axis=2)
-            return summed
+        def blocks(a: NDArray[Any], starts: NDArray[np.intp] = starts) -> NDArray[np.float64]:
+            padded = np.zeros((a.shape[0], w * k), np.float32)
+            padded[:, : a.shape[1]] = a
+            by_row: NDArray[np.float64] = np.add.reduceat(
+                padded.reshape(a.shape[0], w, k).sum(axis=2, dtype=np.float64), starts, axis=0
+            )
+            return by_row
 
-        np.add.at(counts, rows, blocks(valid))
-        np.add.at(cloud, rows, blocks(pcp))
+        counts[targets] += blocks(valid)
+        cloud[targets] += blocks(pcp)
+        np.nan_to_num(r, copy=False)
         for b in range(4):
-            np.add.at(sums[b], rows, blocks(rz[b]))
+            sums[b][targets] += blocks(r[b])
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (sums / counts).astype(np.float32)
         share = (cloud / counts).astype(np.float32)
@@ -244,23 +251,27 @@ def match_shadows(
         obj_rows, obj_cols = np.nonzero(labels[box] == index)
         obj_rows += box[0].start
         obj_cols += box[1].start
-        best, best_shift = 0.0, None
-        for height in heights:
-            d = height * tan_zenith / cell
-            r = np.round(obj_rows + d * step_row).astype(int)
-            q = np.round(obj_cols + d * step_col).astype(int)
-            inside = (r >= 0) & (r < rows) & (q >= 0) & (q < cols)
-            if inside.sum() < 0.5 * len(r):
-                break
-            r, q = r[inside], q[inside]
-            off_cloud = ~cloud[r, q]
-            if not off_cloud.any():
-                continue
-            similarity = candidates[r, q][off_cloud].mean()
-            if similarity > best:
-                best, best_shift = similarity, (r[off_cloud], q[off_cloud])
-        if best >= c.shadow_similarity_min and best_shift is not None:
-            shadow[best_shift] = True
+        # Score every height on at most SAMPLE pixels of the object, then project all of it.
+        pick = np.linspace(0, len(obj_rows) - 1, min(len(obj_rows), SHADOW_SAMPLE)).astype(int)
+        d = heights[:, None] * tan_zenith / cell
+        r = np.round(obj_rows[pick][None, :] + d * step_row).astype(int)
+        q = np.round(obj_cols[pick][None, :] + d * step_col).astype(int)
+        inside = (r >= 0) & (r < rows) & (q >= 0) & (q < cols)
+        rc, qc = np.clip(r, 0, rows - 1), np.clip(q, 0, cols - 1)
+        off_cloud = inside & ~cloud[rc, qc]
+        hits = (off_cloud & candidates[rc, qc]).sum(axis=1)
+        tried = off_cloud.sum(axis=1)
+        usable = inside.mean(axis=1) >= 0.5
+        with np.errstate(invalid="ignore", divide="ignore"):
+            similarity = np.where(usable & (tried > 0), hits / tried, 0.0)
+        best = int(np.argmax(similarity))
+        if similarity[best] < c.shadow_similarity_min:
+            continue
+        shift = heights[best] * tan_zenith / cell
+        r_all = np.round(obj_rows + shift * step_row).astype(int)
+        q_all = np.round(obj_cols + shift * step_col).astype(int)
+        ok = (r_all >= 0) & (r_all < rows) & (q_all >= 0) & (q_all < cols)
+        shadow[r_all[ok], q_all[ok]] = True
     shadow = _grow(shadow, c.shadow_buffer / cell)
     grown: Mask = (shadow & (candidates | ndimage.binary_dilation(candidates))) | nearby
     return grown & ~cloud
