@@ -275,6 +275,30 @@ class SampleStacApi:
             ],
         }
 
+    def served(self, item: dict[str, Any]) -> dict[str, Any]:
+        """An item as the API answers it: with its own self, parent, collection and root links."""
+        cid = str(item.get("collection") or DEFAULT_COLLECTION)
+        own = {"self", "parent", "collection", "root"}
+        url = self.url
+        return {
+            **item,
+            "links": [link for link in item.get("links", []) if link.get("rel") not in own]
+            + [
+                {
+                    "rel": "self",
+                    "href": f"{url}collections/{cid}/items/{item['id']}",
+                    "type": "application/geo+json",
+                },
+                {"rel": "parent", "href": f"{url}collections/{cid}", "type": "application/json"},
+                {
+                    "rel": "collection",
+                    "href": f"{url}collections/{cid}",
+                    "type": "application/json",
+                },
+                {"rel": "root", "href": url, "type": "application/json"},
+            ],
+        }
+
     def search(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Items matching STAC API item-search parameters (ValueError on bad parameters)."""
         items: Iterable[dict[str, Any]] = self.items.values()
@@ -336,7 +360,7 @@ class SampleStacApi:
                 )
         return {
             "type": "FeatureCollection",
-            "features": features,
+            "features": [self.served(item) for item in features],
             "numberMatched": len(matched),
             "numberReturned": len(features),
             "links": links,
@@ -450,7 +474,7 @@ def _handler(api: SampleStacApi) -> type[BaseHTTPRequestHandler]:
                 params = {**_get_params(query), "collections": [cid]}
                 self._json(200, api.page(params, "GET", path), "application/geo+json")
             elif len(parts) == 4 and parts[2] == "items" and parts[3] in api.items:
-                self._json(200, api.items[parts[3]], "application/geo+json")
+                self._json(200, api.served(api.items[parts[3]]), "application/geo+json")
             else:
                 self._error(404, f"not found: {path}")
 

@@ -13,9 +13,9 @@ from affine import Affine
 
 from stacmask.build import BuildOptions
 from stacmask.constants import BAND_KEY_PRESETS
+from stacmask.sample_api import SampleStacApi
 from tests.conftest import shared_path
 from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands
-from tests.stac_api import SampleApi, serve
 
 COLLECTION = "TEST-WPM-L4-DN"
 MASK_COLLECTION = f"{COLLECTION}-mask"
@@ -35,7 +35,7 @@ STEP = 0.02
 
 
 def scene_item(
-    api: SampleApi, scene_id: str, bands: list[str], xml: str, row: int, col: int
+    api: SampleStacApi, scene_id: str, bands: list[str], xml: str, row: int, col: int
 ) -> dict[str, Any]:
     """A source item like INPE's: BAND1..BAND4 and BAND1_xml assets served by `api`."""
     west, north = -47.0 + STEP * col / 256, -15.0 - STEP * row / 256
@@ -51,23 +51,26 @@ def scene_item(
         "properties": {"datetime": "2021-01-05T13:20:00Z", "platform": "test"},
         "assets": {
             **{
-                key: {"href": api.file_url(name), "type": "image/tiff; application=geotiff"}
+                key: {
+                    "href": api.data_url(api.root / name),
+                    "type": "image/tiff; application=geotiff",
+                }
                 for key, name in zip(KEYS.bands, bands, strict=True)
             },
-            "BAND1_xml": {"href": api.file_url(xml), "type": "application/xml"},
+            "BAND1_xml": {"href": api.data_url(api.root / xml), "type": "application/xml"},
         },
         "links": [],
     }
 
 
 @contextmanager
-def serve_scenes(files: Path) -> Iterator[SampleApi]:
+def serve_scenes(files: Path) -> Iterator[SampleStacApi]:
     """Write the scenes' bands into `files` and serve them with their items."""
     with rasterio.open(shared_path("data/labelled/sentinel2_reflectance.tif")) as src:
         reflectance = src.read()
     xml = shared_path("data/inpe-xml/CBERS_4A_WPM_20200730_209_139_L4_BAND2.xml")
     shutil.copy(xml, files / xml.name)
-    with serve(SampleApi(files)) as api:
+    with SampleStacApi(files) as api:
         api.add_collection(COLLECTION)
         for scene_id, (row, col) in QUADRANTS.items():
             dn = dn_from_reflectance(reflectance[:, row : row + 256, col : col + 256])
@@ -79,7 +82,7 @@ def serve_scenes(files: Path) -> Iterator[SampleApi]:
         yield api
 
 
-def build_options(api: SampleApi, out: Path, **kwargs: Any) -> BuildOptions:
+def build_options(api: SampleStacApi, out: Path, **kwargs: Any) -> BuildOptions:
     """Options of a build of the served scenes into `out`."""
     return BuildOptions(
         out=out, keys=KEYS, stac_url=api.url, collection=COLLECTION, timeout=10, **kwargs

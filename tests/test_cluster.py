@@ -26,6 +26,7 @@ from stacmask.catalog import CatalogFolder
 from stacmask.cli import app
 from stacmask.cluster import RemoteOutcome, process_scene_remote, run_on_dask
 from stacmask.errors import StacmaskError, StacmaskWarning
+from stacmask.sample_api import SampleStacApi
 from stacmask.validate import validate_catalog
 from tests.sample_scenes import (
     BROKEN,
@@ -37,14 +38,13 @@ from tests.sample_scenes import (
     build_options,
     serve_scenes,
 )
-from tests.stac_api import SampleApi
 
 #: Item fields that legitimately differ between two runs.
 RUN_DEPENDENT = ("created", "updated")
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleApi]:
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleStacApi]:
     """Five scenes served over HTTP: four real-data quadrants and one with missing bands."""
     with serve_scenes(tmp_path_factory.mktemp("files")) as sample:
         yield sample
@@ -65,7 +65,7 @@ def cluster() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def local_catalog(api: SampleApi, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def local_catalog(api: SampleStacApi, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The catalog of a plain in-process build."""
     out = tmp_path_factory.mktemp("local") / "cat"
     build(build_options(api, out), echo=lambda _: None, progress=False)
@@ -73,7 +73,9 @@ def local_catalog(api: SampleApi, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="module")
-def dask_catalog(api: SampleApi, cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dask_catalog(
+    api: SampleStacApi, cluster: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The catalog of `stacmask build --scheduler` on the LocalCluster."""
     out = tmp_path_factory.mktemp("dask") / "cat"
     args = ["build", "--out", str(out), "--stac-url", api.url, "--collection", COLLECTION]
@@ -160,7 +162,7 @@ def test_failing_scene_is_recorded_like_a_local_build(
 
 
 def test_second_dask_build_skips_finished_scenes_and_retries_failures(
-    api: SampleApi, cluster: Any, dask_catalog: Path, tmp_path: Path
+    api: SampleStacApi, cluster: Any, dask_catalog: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "cat"
     shutil.copytree(dask_catalog, out)
@@ -197,12 +199,12 @@ def die_on_first_scene(task: SceneTask) -> RemoteOutcome:
 
 
 def test_dead_worker_is_a_failure_of_its_scene(
-    api: SampleApi, cluster: Any, tmp_path: Path
+    api: SampleStacApi, cluster: Any, tmp_path: Path
 ) -> None:
     survivor = list(QUADRANTS)[1]
     tasks = [
         SceneTask(
-            item=next(i for i in api.items if i["id"] == scene_id),
+            item=api.items[scene_id],
             source_href=None,
             item_dir=tmp_path / scene_id,
             keys=KEYS,
@@ -236,9 +238,9 @@ def lose_the_preview(task: SceneTask) -> RemoteOutcome:
 
 
 def test_missing_file_from_a_worker_is_a_write_failure(
-    api: SampleApi, cluster: Any, tmp_path: Path
+    api: SampleStacApi, cluster: Any, tmp_path: Path
 ) -> None:
-    task = SceneTask(api.items[0], None, tmp_path / "scene", KEYS, "notebook", 10)
+    task = SceneTask(next(iter(api.items.values())), None, tmp_path / "scene", KEYS, "notebook", 10)
     with pytest.warns(StacmaskWarning):
         (outcome,) = run_on_dask([task], cluster.scheduler_address, scene=lose_the_preview)
     assert (outcome.stage, outcome.error_type) == ("write", "FileNotFoundError")
@@ -253,7 +255,7 @@ def test_scheduler_and_workers_are_exclusive(tmp_path: Path) -> None:
     assert "not both" in result.output
 
 
-def test_unreachable_scheduler_is_a_clear_error(api: SampleApi, tmp_path: Path) -> None:
-    task = SceneTask(api.items[0], None, tmp_path, KEYS, "notebook", 10)
+def test_unreachable_scheduler_is_a_clear_error(api: SampleStacApi, tmp_path: Path) -> None:
+    task = SceneTask(next(iter(api.items.values())), None, tmp_path, KEYS, "notebook", 10)
     with pytest.raises(StacmaskError, match=r"cannot connect to the Dask scheduler at tcp://"):
         list(run_on_dask([task], "tcp://127.0.0.1:9", connect_timeout=1))
