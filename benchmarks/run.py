@@ -37,6 +37,26 @@ with ThreadPoolExecutor(2) as pool:
     list(pool.map(read, sys.argv[1:]))
 """
 
+DECODE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from stacmask.constants import DEFAULT_GAINS
+from stacmask.inputs import Radiometry
+from stacmask.reading import RasterBandSource
+from stacmask.sample_api import SampleStacApi
+paths = [Path(p) for p in sys.argv[3:]]
+info = Radiometry(DEFAULT_GAINS, "default", 55.0, 45.0, None).scene_info()
+if sys.argv[2] == "http":
+    with SampleStacApi(paths[0].parent) as api, RasterBandSource(
+        [api.data_url(p) for p in paths], info
+    ):
+        pass
+else:
+    with RasterBandSource([str(p) for p in paths], info):
+        pass
+"""
+
 IN_MEMORY = """
 import sys, numpy as np, rasterio
 sys.path.insert(0, sys.argv[1])
@@ -96,6 +116,10 @@ def main() -> None:
         mpx = rows * cols / 1e6
         floor_s, floor_gb = measure([sys.executable, "-c", READ_FLOOR, *map(str, bands)])
         row = {"size": f"{cols}x{rows}", "mpx": mpx, "read": (floor_s, floor_gb)}
+        for where in ("local", "http"):
+            row[f"decode-{where}"] = measure(
+                [sys.executable, "-c", DECODE, str(REPO), where, *map(str, bands)]
+            )
         for method in methods:
             out = args.workdir / f"mask_{method}_{rows}x{cols}.tif"
             row[method] = measure(
@@ -124,7 +148,7 @@ def report(rows: list[dict[str, object]], methods: list[str]) -> None:
     print()
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
     header = (
-        "| scene | Mpx | read floor s | "
+        "| scene | Mpx | read floor s | stacmask decode local s | over HTTP s (x local) | "
         + " | ".join(f"{m} s (x floor) | {m} peak GB" for m in methods)
         + " | in-memory notebook s | in-memory peak GB | speed-up vs in-memory |"
     )
@@ -132,7 +156,15 @@ def report(rows: list[dict[str, object]], methods: list[str]) -> None:
     print("|" + "---|" * (header.count("|") - 1))
     for row in rows:
         floor_s, _ = row["read"]  # type: ignore[misc]
-        cells = [str(row["size"]), f"{row['mpx']:.0f}", f"{floor_s:.1f}"]
+        local_s, _ = row["decode-local"]  # type: ignore[misc]
+        http_s, _ = row["decode-http"]  # type: ignore[misc]
+        cells = [
+            str(row["size"]),
+            f"{row['mpx']:.0f}",
+            f"{floor_s:.1f}",
+            f"{local_s:.1f}",
+            f"{http_s:.1f} ({http_s / local_s:.2f}x)",
+        ]
         for m in methods:
             s, gb = row[m]  # type: ignore[misc]
             cells += [f"{s:.1f} ({s / floor_s:.1f}x)", f"{gb:.2f}"]
