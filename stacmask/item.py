@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ KEPT_SOURCE_PROPERTIES = (
 )
 
 
+#: INPE scene ids: CBERS_4A_WPM_YYYYMMDD_PPP_RRR_L4 (cbers4a.md).
+INPE_SCENE_ID = re.compile(r"^CBERS_4A?_[A-Z0-9]+_\d{8}_(?P<path>\d{3})_(?P<row>\d{3})_L\d")
+
+
 def mask_classes() -> list[Classification]:
     """classification:classes of the mask asset, one per code the mask can hold."""
     return [
@@ -83,6 +88,10 @@ def mask_item(
     properties: dict[str, Any] = {
         k: source.properties[k] for k in KEPT_SOURCE_PROPERTIES if k in source.properties
     }
+    scene = INPE_SCENE_ID.match(source.id)
+    if scene and "cbers:path" not in properties:
+        # Path and row from INPE's id pattern, so catalogs can be filtered by them.
+        properties["cbers:path"], properties["cbers:row"] = int(scene["path"]), int(scene["row"])
     properties.update(
         {
             PROP_SHADOW_COVER: result.shadow_cover,

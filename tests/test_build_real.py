@@ -84,6 +84,8 @@ def test_real_cbers_clips_through_the_api(tmp_path: Path, schema_map: Path) -> N
     with SampleStacApi(root) as api:
         item = api.add_scene(template)
         item["id"] = "CBERS_4A_WPM_20200730_209_139_L4"
+        for key in ("cbers:path", "cbers:row"):
+            item["properties"].pop(key, None)
         for key in ("BAND1", "BAND2", "BAND3", "BAND4"):
             item["assets"][key]["href"] = api.data_url(clip_dir / f"{key}.tif")
         item["assets"]["BAND1_xml"]["href"] = api.data_url(clip_dir / "BAND1.xml")
@@ -108,3 +110,4 @@ def test_real_cbers_clips_through_the_api(tmp_path: Path, schema_map: Path) -> N
     ]
     assert props["view:sun_elevation"] == pytest.approx(44.3213)
     assert props["proj:code"] == "EPSG:32720"
+    assert (props["cbers:path"], props["cbers:row"]) == (209, 139)  # from the scene id
