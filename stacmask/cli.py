@@ -304,7 +304,13 @@ def mask(
                     sun_azimuth if sun_azimuth is not None else radiometry.sun_azimuth,
                     radiometry.acquired,
                 )
-        with RasterBandSource(hrefs, radiometry.scene_info(), indexes=indexes) as source:
+        from tqdm import tqdm
+
+        with tqdm(
+            desc=f"{method} mask", unit=" rows", unit_scale=True, leave=False, disable=as_json
+        ) as bar, RasterBandSource(
+            hrefs, radiometry.scene_info(), indexes=indexes, progress=bar.update
+        ) as source:
             result = mask_scene(source, get_method(method), output, preview)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc

@@ -62,6 +62,7 @@ class RasterBandSource:
         timeout: float = 60.0,
         strip_pixels: int = STRIP_PIXELS,
         indexes: Sequence[int] = (1, 1, 1, 1),
+        progress: Callable[[int], object] | None = None,
     ) -> None:
         if len(hrefs) != 4:
             raise ValueError("RasterBandSource needs exactly four bands: blue, green, red, nir")
@@ -72,6 +73,8 @@ class RasterBandSource:
         self._scratch_dir = scratch_dir
         self._threads = threads
         self._strip_pixels = strip_pixels
+        #: Called with the number of rows each decode or strip read covered (progress bars).
+        self._progress = progress
         self._gdal = {**GDAL_HTTP_OPTIONS, "GDAL_HTTP_TIMEOUT": max(1, round(timeout))}
         self._scratch: tempfile._TemporaryFileWrapper[bytes] | None = None
         self._stats: BandStats | None = None
@@ -202,6 +205,8 @@ class RasterBandSource:
                         maximum[b] = max(maximum[b], float(np.nanmax(data)))
                         self._write_cached(b, window, data)
                     mismatch += self._count_mismatch(bands)
+                    if self._progress is not None:
+                        self._progress(int(window.height))
         self._stats = BandStats(
             minimum=(float(minimum[0]), float(minimum[1]), float(minimum[2]), float(minimum[3])),
             maximum=(float(maximum[0]), float(maximum[1]), float(maximum[2]), float(maximum[3])),
@@ -248,6 +253,8 @@ class RasterBandSource:
         for band in range(4):
             self._scratch.seek(self._offset(band, row))
             self._scratch.readinto(memoryview(out[band]).cast("B"))
+        if self._progress is not None and rows > 1:
+            self._progress(rows)
         if col == 0 and cols == self.info.width:
             return out
         return out[:, :, col : col + cols]
