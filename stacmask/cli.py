@@ -306,11 +306,14 @@ def mask(
                 )
         from tqdm import tqdm
 
-        with tqdm(
-            desc=f"{method} mask", unit=" rows", unit_scale=True, leave=False, disable=as_json
-        ) as bar, RasterBandSource(
-            hrefs, radiometry.scene_info(), indexes=indexes, progress=bar.update
-        ) as source:
+        with (
+            tqdm(
+                desc=f"{method} mask", unit=" rows", unit_scale=True, leave=False, disable=as_json
+            ) as bar,
+            RasterBandSource(
+                hrefs, radiometry.scene_info(), indexes=indexes, progress=bar.update
+            ) as source,
+        ):
             result = mask_scene(source, get_method(method), output, preview)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc

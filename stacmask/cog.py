@@ -51,7 +51,6 @@ class MaskWriter:
             tiled=True,
             blockxsize=BLOCK_SIZE,
             blockysize=BLOCK_SIZE,
-            compress="deflate",
         )
 
     def write(self, window: Window, classes: NDArray[np.uint8]) -> None:
@@ -72,6 +71,7 @@ class MaskWriter:
             overview_resampling=OVERVIEW_RESAMPLING,
             in_memory=False,
             quiet=True,
+            config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_CACHEMAX": 256},
         )
         valid, errors, _ = cog_validate(cog, quiet=True)
         if not valid:

@@ -69,15 +69,30 @@ class StripStatistics:
             return
         mean = float(values.mean())
         m2 = float(ne.evaluate("sum((v - mean) ** 2)", local_dict={"v": values, "mean": mean}))
+        histogram = np.bincount(_bins(values), minlength=HISTOGRAM_BINS) if self.quantiles else None
+        self.merge(n, mean, m2, float(values.min()), float(values.max()), histogram)
+
+    def merge(
+        self,
+        n: int,
+        mean: float,
+        m2: float,
+        minimum: float,
+        maximum: float,
+        histogram: NDArray[np.int64] | None,
+    ) -> None:
+        """Pass 1: fold in the moments and histogram of `n` values (Chan et al.'s update)."""
+        if n == 0:
+            return
         total = self.count + n
         delta = mean - self.mean
         self.m2 += m2 + delta * delta * self.count * n / total
         self.mean += delta * n / total
         self.count = total
-        self.minimum = min(self.minimum, float(values.min()))
-        self.maximum = max(self.maximum, float(values.max()))
-        if self.quantiles:
-            self.histogram += np.bincount(_bins(values), minlength=HISTOGRAM_BINS)
+        self.minimum = min(self.minimum, minimum)
+        self.maximum = max(self.maximum, maximum)
+        if self.quantiles and histogram is not None:
+            self.histogram += histogram
 
     def _ranks(self) -> list[int]:
         ranks: set[int] = set()
@@ -98,12 +113,22 @@ class StripStatistics:
             self._wanted_bins = np.unique(bins)
         return True
 
+    @property
+    def wanted_bins(self) -> NDArray[np.intp]:
+        """Histogram bins holding the ranks the quantiles need (after pass 1)."""
+        if not self.needs_selection():
+            return np.zeros(0, np.intp)
+        assert self._wanted_bins is not None
+        return self._wanted_bins
+
     def select(self, values: NDArray[np.float64]) -> None:
         """Pass 2: keep the distinct values (and their counts) that fall in the wanted bins."""
         if not self.needs_selection() or values.size == 0:
             return
-        assert self._wanted_bins is not None
-        kept = values[np.isin(_bins(values), self._wanted_bins)]
+        self.add_selected(values[np.isin(_bins(values), self.wanted_bins)])
+
+    def add_selected(self, kept: NDArray[np.float64]) -> None:
+        """Pass 2: keep values already known to fall in the wanted bins."""
         if kept.size:
             distinct, counts = np.unique(kept, return_counts=True)
             self._selected_values.append(distinct)
