@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
@@ -95,36 +96,101 @@ class PhysicalConfig:
     shadow_buffer: float = 30.0
 
 
-def _indices(r: F32) -> tuple[F32, F32, F32, F32]:
-    """Mean visible, whiteness, HOT and NDVI of a (4, ...) reflectance array."""
-    b, g, red, nir = r[0], r[1], r[2], r[3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = (b + g + red) / 3
-        white = (np.abs(b - mean) + np.abs(g - mean) + np.abs(red - mean)) / mean
-        hot = b - 0.5 * red - 0.08
-        ndvi = (nir - red) / (nir + red)
-    return mean, white, hot, ndvi
+#: Bits of `pixel_tests`' result.
+VALID, POTENTIAL_CLOUD, WATER_TEST = 1, 2, 4
 
 
-def potential_cloud(r: F32, c: PhysicalConfig) -> Mask:
-    """Per-pixel cloud tests on TOA reflectance."""
-    mean, white, hot, ndvi = _indices(r)
-    with np.errstate(invalid="ignore"):
-        spectral = (hot > c.hot_min) & (white < c.whiteness_max) & (mean > c.brightness_min)
-        thick = (mean > c.thick_brightness_min) & (white < c.whiteness_max)
-        cloud: Mask = (spectral | thick) & (ndvi < c.ndvi_max)
-    return cloud
+@numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def _pixel_tests(r: Any, t: Any) -> Any:
+    """Valid, potential-cloud and water bits of every pixel of a (4, h, w) reflectance array;
+    `t` holds PhysicalConfig's thresholds in `pixel_tests`' order. One fused loop, both cores."""
+    rows, cols = r.shape[1], r.shape[2]
+    out = np.zeros((rows, cols), np.uint8)
+    for i in numba.prange(rows):
+        for j in range(cols):
+            b, g, red, nir = r[0, i, j], r[1, i, j], r[2, i, j], r[3, i, j]
+            if b != b or g != g or red != red or nir != nir:
+                continue
+            flags = VALID
+            mean = (b + g + red) / 3.0
+            white = (abs(b - mean) + abs(g - mean) + abs(red - mean)) / mean
+            hot = b - 0.5 * red - 0.08
+            ndvi = (nir - red) / (nir + red)
+            spectral = hot > t[0] and white < t[1] and mean > t[2]
+            thick = mean > t[4] and white < t[1]
+            if (spectral or thick) and ndvi < t[3]:
+                flags |= POTENTIAL_CLOUD
+            if (ndvi < t[5] and nir < t[6]) or (ndvi < t[7] and nir < t[8]):
+                flags |= WATER_TEST
+            out[i, j] = flags
+    return out
 
 
-def water_test(r: F32, c: PhysicalConfig) -> Mask:
-    """Fmask's water test on NDVI and NIR."""
-    _, _, _, ndvi = _indices(r)
-    nir = r[3]
-    with np.errstate(invalid="ignore"):
-        water: Mask = ((ndvi < c.water_ndvi[0]) & (nir < c.water_nir[0])) | (
-            (ndvi < c.water_ndvi[1]) & (nir < c.water_nir[1])
-        )
-    return water
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _block_sums(r: Any, flags: Any, row0: int, k: int, sums: Any, cloud: Any, counts: Any) -> None:
+    """Add a strip's valid pixels, potential-cloud pixels and reflectance to the k x k blocks
+    of the working grid (each working row is summed by one thread: no races)."""
+    rows, cols = flags.shape
+    first, last = row0 // k, (row0 + rows - 1) // k
+    for lr in numba.prange(first, last + 1):
+        for i in range(max(lr * k, row0) - row0, min((lr + 1) * k, row0 + rows) - row0):
+            for j in range(cols):
+                f = flags[i, j]
+                if f & VALID:
+                    lc = j // k
+                    counts[lr, lc] += 1.0
+                    if f & POTENTIAL_CLOUD:
+                        cloud[lr, lc] += 1.0
+                    for b in range(4):
+                        sums[b, lr, lc] += r[b, i, j]
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _compose(
+    flags: Any, nir: Any, row0: int, k: int, core: Any, zone: Any, shadow: Any, nir_max: float
+) -> Any:
+    """Class codes of a strip from its pixel tests and the working grid's objects."""
+    rows, cols = flags.shape
+    out = np.empty((rows, cols), np.uint8)
+    for i in numba.prange(rows):
+        lr = (row0 + i) // k
+        for j in range(cols):
+            f = flags[i, j]
+            if not f & VALID:
+                out[i, j] = NODATA
+                continue
+            lc = j // k
+            is_cloud = zone[lr, lc] and (k == 1 or core[lr, lc] or (f & POTENTIAL_CLOUD) > 0)
+            if is_cloud:
+                out[i, j] = CLOUD
+            elif shadow[lr, lc] and (k == 1 or nir[i, j] < nir_max):
+                out[i, j] = SHADOW
+            elif f & WATER_TEST:
+                out[i, j] = WATER
+            else:
+                out[i, j] = CLEAR
+    return out
+
+
+def pixel_tests(r: F32, c: PhysicalConfig) -> NDArray[np.uint8]:
+    """Per pixel: VALID (all bands finite), POTENTIAL_CLOUD (HOT, whiteness, brightness, NDVI)
+    and WATER_TEST (Fmask's NDVI and NIR test) bits, on TOA reflectance."""
+    t = np.array(
+        [
+            c.hot_min,
+            c.whiteness_max,
+            c.brightness_min,
+            c.ndvi_max,
+            c.thick_brightness_min,
+            c.water_ndvi[0],
+            c.water_nir[0],
+            c.water_ndvi[1],
+            c.water_nir[1],
+        ],
+        dtype=np.float64,
+    )
+    flags: NDArray[np.uint8] = _pixel_tests(np.ascontiguousarray(r, dtype=np.float32), t)
+    return flags
 
 
 def _grow(mask: Mask, cells: float) -> Mask:
@@ -155,26 +221,7 @@ def working_grid(source: BandSource, c: PhysicalConfig) -> WorkingGrid:
     counts = np.zeros((h, w), np.float64)
     for window in source.strips():
         r = source.read_reflectance(window)
-        valid: Mask = np.all(~np.isnan(r), axis=0)
-        pcp: Mask = potential_cloud(r, c) & valid
-        rows = (int(window.row_off) + np.arange(r.shape[1])) // k
-        # Rows are ascending: sum each run of rows that falls in one working row at once.
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        targets = rows[starts]
-
-        def blocks(a: NDArray[Any], starts: NDArray[np.intp] = starts) -> NDArray[np.float64]:
-            padded = np.zeros((a.shape[0], w * k), np.float32)
-            padded[:, : a.shape[1]] = a
-            by_row: NDArray[np.float64] = np.add.reduceat(
-                padded.reshape(a.shape[0], w, k).sum(axis=2, dtype=np.float64), starts, axis=0
-            )
-            return by_row
-
-        counts[targets] += blocks(valid)
-        cloud[targets] += blocks(pcp)
-        np.nan_to_num(r, copy=False)
-        for b in range(4):
-            sums[b][targets] += blocks(r[b])
+        _block_sums(r, pixel_tests(r, c), int(window.row_off), k, sums, cloud, counts)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (sums / counts).astype(np.float32)
         share = (cloud / counts).astype(np.float32)
@@ -209,7 +256,7 @@ def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalCon
     total = ndimage.uniform_filter(np.where(clear, nir, 0).astype(np.float32), size)
     with np.errstate(invalid="ignore", divide="ignore"):
         background = total / weight
-    water = water_test(grid.reflectance, c)
+    water = (pixel_tests(grid.reflectance, c) & WATER_TEST) > 0
     dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
     shadow: Mask = dark & ~water & grid.valid & ~cloud
     return shadow
@@ -297,19 +344,8 @@ class PhysicalMethod:
         k = grid.factor
         for window in source.strips():
             r = source.read_reflectance(window)
-            valid = ~np.isnan(r).any(axis=0)
-            rows = (int(window.row_off) + np.arange(r.shape[1])) // k
-            cols = np.arange(r.shape[2]) // k
-            core = cloud[np.ix_(rows, cols)]
-            zone = cloud_zone[np.ix_(rows, cols)]
-            pcp = potential_cloud(r, c)
-            is_cloud = zone & (pcp | core) if k > 1 else zone
-            is_shadow = shadow[np.ix_(rows, cols)]
-            if k > 1:
-                is_shadow &= r[3] < c.shadow_nir_max
-            out = np.full(valid.shape, NODATA, np.uint8)
-            out[valid] = CLEAR
-            out[water_test(r, c) & valid] = WATER
-            out[is_cloud & valid] = CLOUD
-            out[is_shadow & valid & ~is_cloud] = SHADOW
+            flags = pixel_tests(r, c)
+            out = _compose(
+                flags, r[3], int(window.row_off), k, cloud, cloud_zone, shadow, c.shadow_nir_max
+            )
             yield window, out
