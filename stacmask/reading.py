@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
+import numba
 import numpy as np
 import rasterio
 from affine import Affine
@@ -44,6 +45,28 @@ GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
 
 #: Pixels per strip that methods read from the scratch file: memory follows this, not the scene.
 STRIP_PIXELS = 1 << 21
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _to_reflectance(raw: Any, factors: Any, nodata: float, out: Any) -> None:
+    """out = raw * factor per band, NaN where the band holds `nodata` (one fused loop)."""
+    for b in range(raw.shape[0]):
+        for i in numba.prange(raw.shape[1]):
+            for j in range(raw.shape[2]):
+                v = raw[b, i, j]
+                out[b, i, j] = np.nan if v == nodata else v * factors[b]
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _mismatch(b1: Any, b2: Any, b3: Any, nodata: float) -> int:
+    """Pixels where some but not all of three bands hold data."""
+    count = 0
+    for i in numba.prange(b1.shape[0]):
+        for j in range(b1.shape[1]):
+            has = (b1[i, j] != nodata) + (b2[i, j] != nodata) + (b3[i, j] != nodata)
+            if has == 1 or has == 2:
+                count += 1
+    return count
 
 
 class RasterBandSource:
@@ -166,9 +189,8 @@ class RasterBandSource:
     def read_reflectance(self, window: Window) -> NDArray[np.float32]:
         """TOA reflectance of a window; NaN where a band holds no data."""
         raw = self._read_cached(window)
-        out = raw.astype(np.float32)
-        out *= self._factors.astype(np.float32)[:, None, None]
-        out[raw == self.nodata] = np.nan
+        out = np.empty(raw.shape, np.float32)
+        _to_reflectance(raw, self._factors.astype(np.float32), self.nodata, out)
         return out
 
     def valid(self, window: Window) -> NDArray[np.bool_]:
@@ -199,11 +221,11 @@ class RasterBandSource:
                         pool.map(self._decode, datasets, self.hrefs, [window] * 4, self.indexes)
                     )
                     for b, data in enumerate(bands):
+                        self._write_cached(b, window, data)
                         if data.dtype.kind == "f" and np.isnan(data).all():
                             continue
                         minimum[b] = min(minimum[b], float(np.nanmin(data)))
                         maximum[b] = max(maximum[b], float(np.nanmax(data)))
-                        self._write_cached(b, window, data)
                     mismatch += self._count_mismatch(bands)
                     if self._progress is not None:
                         self._progress(int(window.height))
@@ -215,8 +237,7 @@ class RasterBandSource:
 
     def _count_mismatch(self, bands: list[NDArray[np.generic]]) -> int:
         """Pixels where blue, green and red disagree on holding data (the notebook's xor test)."""
-        has = [band != self.nodata for band in bands[:3]]
-        return int(np.count_nonzero((has[0] ^ has[1]) | (has[1] ^ has[2]) | (has[0] ^ has[2])))
+        return int(_mismatch(bands[0], bands[1], bands[2], self.nodata))
 
     def _open(self, href: str) -> rasterio.io.DatasetReader:
         try:
