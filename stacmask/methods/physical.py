@@ -90,7 +90,8 @@ class PhysicalConfig:
     #: A projected cloud object becomes shadow where its match with potential shadow is at
     #: least this (Fmask uses a similarity of 0.3).
     shadow_similarity_min: float = 0.3
-    #: Without sun angles: dark objects within this distance (m) of a cloud are shadow.
+    #: Shadow objects are kept within this distance (m) of a cloud; without any direction (no sun
+    #: angles and no clear direction in the scene) every dark object this near a cloud is shadow.
     shadow_reach: float = 2000.0
     #: Shadow objects are buffered by this distance (m) (Fmask dilates shadows by 3 pixels).
     shadow_buffer: float = 30.0
@@ -262,47 +263,69 @@ def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalCon
     return shadow
 
 
-def match_shadows(
+@dataclass(frozen=True)
+class ShadowDirection:
+    """The way shadows fall from their clouds on the grid: a unit step in rows and columns."""
+
+    step_row: float
+    step_col: float
+
+
+def sun_direction(sun_azimuth: float) -> ShadowDirection:
+    """Shadows fall away from the sun: azimuth is clockwise from north, rows grow southwards."""
+    away = math.radians(sun_azimuth + 180.0)
+    return ShadowDirection(-math.cos(away), math.sin(away))
+
+
+def _shift(mask: Mask, rows: int, cols: int) -> Mask:
+    """`mask` moved by (rows, cols) cells, False where nothing moves in."""
+    out = np.zeros_like(mask)
+    height, width = mask.shape
+    if abs(rows) >= height or abs(cols) >= width:
+        return out
+    src_r, dst_r = slice(max(0, -rows), height - max(0, rows)), slice(max(0, rows), height - max(0, -rows))
+    src_c, dst_c = slice(max(0, -cols), width - max(0, cols)), slice(max(0, cols), width - max(0, -cols))
+    out[dst_r, dst_c] = mask[src_r, src_c]
+    return out
+
+
+def shadow_zone(cloud: Mask, direction: ShadowDirection, first: float, last: float) -> Mask:
+    """Where the shadows of `cloud` can fall: the cloud swept along `direction` from `first` to
+    `last` cells (unions of doubling shifts: a few passes over the grid whatever the length)."""
+    zone = _shift(
+        cloud, round(first * direction.step_row), round(first * direction.step_col)
+    )
+    length, done = max(0.0, last - first), 1.0
+    while done <= length:
+        step = min(done, length - done + 1.0)
+        zone |= _shift(zone, round(step * direction.step_row), round(step * direction.step_col))
+        done += step
+    return zone
+
+
+def _project(
+    labels: NDArray[np.int32],
     cloud: Mask,
     candidates: Mask,
-    cell: float,
-    sun_elevation: float | None,
-    sun_azimuth: float | None,
+    direction: ShadowDirection,
+    distances: NDArray[np.float64],
     c: PhysicalConfig,
 ) -> Mask:
-    """Shadow cells: cloud objects projected along the sun direction, or dark cells near clouds."""
-    labels, n = ndimage.label(cloud)
-    if n == 0:
-        return np.zeros_like(cloud)
-    # Dark objects within reach of a cloud: the whole answer without sun angles, and a
-    # complement of the projection with them (shadows of clouds the projection misses).
-    reach = _grow(cloud, c.shadow_reach / cell)
-    dark_labels, m = ndimage.label(candidates)
-    near = np.unique(dark_labels[reach & candidates])
-    keep = np.zeros(m + 1, bool)
-    keep[near[near > 0]] = True
-    nearby: Mask = keep[dark_labels]
-    if sun_elevation is None or sun_azimuth is None or sun_elevation <= 0:
-        return nearby
-    # Shadow falls away from the sun: azimuth is clockwise from north, rows grow southwards.
-    away = math.radians(sun_azimuth + 180.0)
-    tan_zenith = 1.0 / math.tan(math.radians(sun_elevation))
-    step_col, step_row = math.sin(away), -math.cos(away)
+    """Each cloud object shifted along `direction` by the distance (from `distances`, in cells)
+    where it best matches potential shadow (similarity >= shadow_similarity_min, as Fmask)."""
     shadow = np.zeros_like(cloud)
-    slices = ndimage.find_objects(labels)
     rows, cols = cloud.shape
-    heights = np.arange(c.cloud_height_min, c.cloud_height_max + 1, c.cloud_height_step)
-    for index, box in enumerate(slices, start=1):
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
         obj_rows, obj_cols = np.nonzero(labels[box] == index)
         obj_rows += box[0].start
         obj_cols += box[1].start
-        # Score every height on at most SAMPLE pixels of the object, then project all of it.
+        # Score every distance on at most SAMPLE pixels of the object, then project all of it.
         pick = np.linspace(0, len(obj_rows) - 1, min(len(obj_rows), SHADOW_SAMPLE)).astype(int)
-        d = heights[:, None] * tan_zenith / cell
-        r = np.round(obj_rows[pick][None, :] + d * step_row).astype(int)
-        q = np.round(obj_cols[pick][None, :] + d * step_col).astype(int)
+        d = distances[:, None]
+        r = np.round(obj_rows[pick][None, :] + d * direction.step_row).astype(int)
+        q = np.round(obj_cols[pick][None, :] + d * direction.step_col).astype(int)
         inside = (r >= 0) & (r < rows) & (q >= 0) & (q < cols)
         rc, qc = np.clip(r, 0, rows - 1), np.clip(q, 0, cols - 1)
         off_cloud = inside & ~cloud[rc, qc]
@@ -314,14 +337,66 @@ def match_shadows(
         best = int(np.argmax(similarity))
         if similarity[best] < c.shadow_similarity_min:
             continue
-        shift = heights[best] * tan_zenith / cell
-        r_all = np.round(obj_rows + shift * step_row).astype(int)
-        q_all = np.round(obj_cols + shift * step_col).astype(int)
+        shift = distances[best]
+        r_all = np.round(obj_rows + shift * direction.step_row).astype(int)
+        q_all = np.round(obj_cols + shift * direction.step_col).astype(int)
         ok = (r_all >= 0) & (r_all < rows) & (q_all >= 0) & (q_all < cols)
         shadow[r_all[ok], q_all[ok]] = True
+    return shadow
+
+
+def match_shadows(
+    cloud: Mask,
+    candidates: Mask,
+    cell: float,
+    sun_elevation: float | None,
+    sun_azimuth: float | None,
+    c: PhysicalConfig,
+    valid: Mask | None = None,
+) -> Mask:
+    """Shadow cells: dark objects (potential shadow) where a cloud's shadow can fall.
+
+    With sun angles, a shadow can only fall away from the sun, at the distances that cloud
+    heights of 200 m to 12 km give (Fmask): dark objects reaching that zone within
+    `shadow_reach`, plus each cloud object projected to its best match (Fmask's matching).
+    Without sun angles every dark object within `shadow_reach` of a cloud is shadow.
+    """
+    labels, n = ndimage.label(cloud)
+    if n == 0:
+        return np.zeros_like(cloud)
+    reach = c.shadow_reach / cell
+    valid = np.ones_like(cloud) if valid is None else valid
+    direction: ShadowDirection | None = None
+    distances = np.zeros(1)
+    if sun_elevation is not None and sun_azimuth is not None and sun_elevation > 0:
+        direction = sun_direction(sun_azimuth)
+        tan_zenith = 1.0 / math.tan(math.radians(sun_elevation))
+        heights = np.arange(c.cloud_height_min, c.cloud_height_max + 1, c.cloud_height_step)
+        distances = heights * tan_zenith / cell
+    near_cloud = _grow(cloud, reach)
+    if direction is not None:
+        # Only where a shadow can fall: away from the sun from a cloud, at the searched
+        # distances, or from beyond the scene's edge or no-data (clouds we cannot see).
+        last = min(float(distances[-1]), reach)
+        first = min(float(distances[0]), last)
+        pad = math.ceil(last) + 1
+        outside = np.pad(~valid, pad, constant_values=True)
+        beyond = shadow_zone(outside, direction, first, last)[pad:-pad, pad:-pad]
+        near_cloud &= shadow_zone(cloud, direction, first, last) | beyond
+    # Dark objects that reach that zone (all of each: a shadow is cast by the cloud's whole
+    # volume, so its outline is not the cloud's).
+    dark_labels, m = ndimage.label(candidates)
+    touched = np.unique(dark_labels[near_cloud & candidates])
+    keep = np.zeros(m + 1, bool)
+    keep[touched[touched > 0]] = True
+    objects: Mask = keep[dark_labels] & _grow(cloud, reach)
+    if direction is None:
+        return objects & ~cloud
+    # Cloud objects projected to their best match with potential shadow (Fmask), buffered.
+    shadow = _project(labels, cloud, candidates, direction, distances, c)
     shadow = _grow(shadow, c.shadow_buffer / cell)
-    grown: Mask = (shadow & (candidates | ndimage.binary_dilation(candidates))) | nearby
-    return grown & ~cloud
+    projected: Mask = shadow & (candidates | ndimage.binary_dilation(candidates))
+    return (projected | objects) & ~cloud
 
 
 class PhysicalMethod:
@@ -340,7 +415,9 @@ class PhysicalMethod:
         cell = info.pixel_size * grid.factor
         cloud, cloud_zone = cloud_objects(grid, cell, c)
         candidates = potential_shadow(grid, cloud_zone, cell, c)
-        shadow = match_shadows(cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c)
+        shadow = match_shadows(
+            cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c, grid.valid
+        )
         k = grid.factor
         for window in source.strips():
             r = source.read_reflectance(window)
