@@ -77,12 +77,19 @@ class PhysicalConfig:
     water_nir: tuple[float, float] = (0.11, 0.05)
     #: Potential shadow: NIR below this share of the clear surroundings' NIR (Fmask's NIR flood
     #: fill looks for NIR depressions deeper than 0.02; a ratio is robust across scenes; the
-    #: labelled shadows sit at 0.14 against 0.43 clear NIR).
-    shadow_nir_ratio: float = 0.65
+    #: labelled shadows sit at 0.14 against 0.43 clear NIR). 0.6 with a reference cleared of
+    #: dark cells (shadow_background_rounds = 2): labelled scene shadow F1 0.872, cover error
+    #: +1.0 point (0.65 gives +2.0; with one round 0.65 gave +0.6 but -8 points on synthetic
+    #: scenes with 35-60 % cloud).
+    shadow_nir_ratio: float = 0.6
     #: ... and NIR below this absolute reflectance.
     shadow_nir_max: float = 0.3
     #: Radius (m) of the surroundings the shadow test compares a pixel with.
     shadow_background_radius: float = 1500.0
+    #: Rounds of that comparison; each later one leaves the dark cells of the one before out
+    #: of the surroundings. Measured on synthetic WPM scenes with 35-60 % cloud, where shadows
+    #: cover a fifth of the clear ground: shadow F1 0.67 with 1 round, 0.69-0.75 with 2.
+    shadow_background_rounds: int = 2
     #: Cloud heights searched for the shadow projection (m): Fmask 4 searches 200 m to 12 km.
     cloud_height_min: float = 200.0
     cloud_height_max: float = 12000.0
@@ -249,16 +256,23 @@ def cloud_objects(grid: WorkingGrid, cell: float, c: PhysicalConfig) -> tuple[Ma
 
 
 def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalConfig) -> Mask:
-    """Cells whose NIR is far below that of their clear surroundings, and not water."""
+    """Cells whose NIR is far below that of their clear surroundings, and not water.
+
+    The surroundings' mean NIR leaves out cloud, water and, on a second round, the dark cells
+    of the first: where shadows cover much of the ground they would darken their own reference.
+    """
     nir = np.nan_to_num(grid.reflectance[3])
-    clear = grid.valid & ~cloud
-    size = max(3, int(2 * c.shadow_background_radius / cell) | 1)
-    weight = ndimage.uniform_filter(clear.astype(np.float32), size)
-    total = ndimage.uniform_filter(np.where(clear, nir, 0).astype(np.float32), size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        background = total / weight
     water = (pixel_tests(grid.reflectance, c) & WATER_TEST) > 0
-    dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
+    size = max(3, int(2 * c.shadow_background_radius / cell) | 1)
+    clear = grid.valid & ~cloud & ~water
+    dark = np.zeros_like(clear)
+    for _ in range(c.shadow_background_rounds):
+        reference = clear & ~dark
+        weight = ndimage.uniform_filter(reference.astype(np.float32), size)
+        total = ndimage.uniform_filter(np.where(reference, nir, 0).astype(np.float32), size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            background = total / weight
+        dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
     shadow: Mask = dark & ~water & grid.valid & ~cloud
     return shadow
 
