@@ -17,7 +17,14 @@ from stacmask.constants import CLOUD, DEFAULT_GAINS, ESUN_WPM
 from stacmask.evaluate import evaluate_files, score
 from stacmask.inputs import Radiometry
 from stacmask.methods import DEFAULT_METHOD
-from stacmask.methods.physical import PhysicalMethod
+from stacmask.methods.physical import (
+    PhysicalConfig,
+    PhysicalMethod,
+    ShadowDirection,
+    match_shadows,
+    shadow_zone,
+    sun_direction,
+)
 from stacmask.reading import RasterBandSource
 from stacmask.samples import write_sample_scene
 from stacmask.scene import ArrayBandSource, SceneInfo
@@ -33,7 +40,7 @@ def test_physical_is_the_default() -> None:
 
 def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
     """`mask --reflectance` with no options, then `evaluate`: the floors are the scores reached
-    when the method was set (kappa 0.873, cloud F1 0.906, shadow F1 0.866, errors +0.9/+0.6)."""
+    (kappa 0.875, cloud F1 0.905, shadow F1 0.872, errors +0.6/+1.0) less a small margin."""
     reflectance = shared_path("data/labelled/sentinel2_reflectance.tif")
     truth = shared_path("data/labelled/sentinel2_truth.tif")
     out = tmp_path / "mask.tif"
@@ -42,9 +49,9 @@ def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
     report = json.loads(result.output)
     assert report["method"] == "physical" and report["calibration"] == "reflectance"
     scores = evaluate_files(out, truth)
-    assert scores.kappa >= 0.86
+    assert scores.kappa >= 0.865
     assert scores.cloud_f1 >= 0.90
-    assert scores.shadow_f1 >= 0.85
+    assert scores.shadow_f1 >= 0.86
     assert abs(scores.cloud_cover_error) <= 1.5
     assert abs(scores.shadow_cover_error) <= 1.5
     shown = runner.invoke(app, ["evaluate", str(out), str(truth), "--json"])
@@ -169,3 +176,53 @@ def test_evaluate_on_a_hand_made_case(tmp_path: Path) -> None:
     mismatched = np.zeros((3, 3), np.uint8)
     with pytest.raises(Exception, match="shapes differ"):
         score(mismatched, truth)
+
+
+def test_sun_direction_points_away_from_the_sun() -> None:
+    # Sun in the north-east (azimuth 45): shadows go south-west, i.e. rows down, columns left.
+    d = sun_direction(45.0)
+    assert d.step_row == pytest.approx(math.sqrt(0.5)) and d.step_col == pytest.approx(
+        -math.sqrt(0.5)
+    )
+    # Sun in the south (180): shadows go north (rows up).
+    d = sun_direction(180.0)
+    assert d.step_row == pytest.approx(-1.0) and d.step_col == pytest.approx(0.0, abs=1e-12)
+
+
+def test_shadow_zone_is_the_cloud_swept_over_the_distances() -> None:
+    cloud = np.zeros((60, 60), bool)
+    cloud[10, 10] = True
+    zone = shadow_zone(cloud, ShadowDirection(0.0, 1.0), 5.0, 30.0)
+    assert np.array_equal(np.flatnonzero(zone[10]), np.arange(15, 41))
+    assert zone.sum() == 26
+    diagonal = shadow_zone(cloud, ShadowDirection(math.sqrt(0.5), math.sqrt(0.5)), 0.0, 20.0)
+    rows, cols = np.nonzero(diagonal)
+    assert np.array_equal(rows, cols) and rows.min() == 10 and rows.max() >= 10 + 13
+
+
+def test_dark_ground_on_the_sun_side_is_not_shadow() -> None:
+    """With sun angles a shadow can only lie away from the sun (Fmask's geometry): of two equal
+    dark patches beside a cloud, the one towards the sun stays clear, the other is shadow."""
+    cell = 30.0  # shadow_reach of 2 km = 67 cells
+    cloud = np.zeros((300, 300), bool)
+    cloud[140:160, 140:160] = True
+    south, north = (slice(170, 190), slice(140, 160)), (slice(110, 130), slice(140, 160))
+    dark = np.zeros_like(cloud)
+    dark[south] = True
+    dark[north] = True
+    # Sun in the north at 45 degrees: shadows fall south, 200 m to 12 km away.
+    shadow = match_shadows(cloud, dark, cell, 45.0, 0.0, PhysicalConfig())
+    assert shadow[south].all()
+    assert not shadow[north].any()
+    # Without sun angles both are dark objects near a cloud.
+    anywhere = match_shadows(cloud, dark, cell, None, None, PhysicalConfig())
+    assert anywhere[south].all() and anywhere[north].all()
+    # Sun in the south: shadows fall north; a dark patch at the south edge, near a cloud, may
+    # be the shadow of a cloud beyond the scene; the one at the north edge may not.
+    cloud[260:280, 20:40] = True
+    edges = np.zeros_like(cloud)
+    edges[290:300, 20:40] = True
+    edges[0:10, 140:160] = True
+    beyond = match_shadows(cloud, dark | edges, cell, 45.0, 180.0, PhysicalConfig())
+    assert beyond[290:300, 20:40].all() and beyond[north].all()
+    assert not beyond[south].any() and not beyond[0:10, 140:160].any()

@@ -297,8 +297,14 @@ def _shift(mask: Mask, rows: int, cols: int) -> Mask:
     height, width = mask.shape
     if abs(rows) >= height or abs(cols) >= width:
         return out
-    src_r, dst_r = slice(max(0, -rows), height - max(0, rows)), slice(max(0, rows), height - max(0, -rows))
-    src_c, dst_c = slice(max(0, -cols), width - max(0, cols)), slice(max(0, cols), width - max(0, -cols))
+    src_r, dst_r = (
+        slice(max(0, -rows), height - max(0, rows)),
+        slice(max(0, rows), height - max(0, -rows)),
+    )
+    src_c, dst_c = (
+        slice(max(0, -cols), width - max(0, cols)),
+        slice(max(0, cols), width - max(0, -cols)),
+    )
     out[dst_r, dst_c] = mask[src_r, src_c]
     return out
 
@@ -306,9 +312,7 @@ def _shift(mask: Mask, rows: int, cols: int) -> Mask:
 def shadow_zone(cloud: Mask, direction: ShadowDirection, first: float, last: float) -> Mask:
     """Where the shadows of `cloud` can fall: the cloud swept along `direction` from `first` to
     `last` cells (unions of doubling shifts: a few passes over the grid whatever the length)."""
-    zone = _shift(
-        cloud, round(first * direction.step_row), round(first * direction.step_col)
-    )
+    zone = _shift(cloud, round(first * direction.step_row), round(first * direction.step_col))
     length, done = max(0.0, last - first), 1.0
     while done <= length:
         step = min(done, length - done + 1.0)
