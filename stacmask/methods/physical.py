@@ -9,9 +9,10 @@ Passes over the BandSource (memory follows the strip; spatial work on a small gr
 1. per pixel: potential cloud (HOT, whiteness, brightness, NDVI), accumulated with the mean
    reflectance into a working grid of at most WORK_SIZE pixels a side (block averages);
 2. on the working grid: cloud objects (holes filled, small ones dropped, buffered); potential
-   shadow (NIR much darker than its clear surroundings, not water); shadow objects matched to
-   the cloud objects projected along the sun direction over a range of cloud heights, or, with
-   no sun angles, the dark objects within reach of a cloud;
+   shadow (NIR much darker than its clear surroundings, not water); shadow objects: with sun
+   angles the dark objects in the zone where a cloud's shadow can fall (away from the sun, at
+   the distances of cloud heights 200 m - 12 km) and the cloud objects projected to their best
+   match; with no sun angles the dark objects within reach of a cloud;
 3. per pixel again: the working-grid objects refined by the pixel's own tests, water, classes.
 """
 
