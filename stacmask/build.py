@@ -15,7 +15,7 @@ import pystac
 
 from stacmask.catalog import CatalogFolder, check_id
 from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
-from stacmask.errors import StacmaskError
+from stacmask.errors import BandReadError, StacmaskError
 from stacmask.inputs import band_hrefs, metadata_href, read_radiometry
 from stacmask.item import mask_item
 from stacmask.masking import MaskResult, mask_scene
@@ -130,9 +130,14 @@ def process_scene(task: SceneTask) -> SceneOutcome:
         stage = "read"
         mask_path = task.item_dir / f"{source.id}_mask.tif"
         preview_path = task.item_dir / f"{source.id}_preview.png"
-        with RasterBandSource(hrefs, radiometry.scene_info(), timeout=task.timeout) as bands:
+        method = get_method(task.method)
+        with RasterBandSource(
+            hrefs,
+            radiometry.scene_info(),
+            timeout=task.timeout,
+            cache_bands=not method.reads_bands_once,
+        ) as bands:
             stage = "mask"
-            method = get_method(task.method)
             result = mask_scene(bands, method, mask_path, preview_path)
             info = bands.info
         stage = "item"
@@ -156,7 +161,8 @@ def process_scene(task: SceneTask) -> SceneOutcome:
         return SceneOutcome(
             scene_id,
             time.monotonic() - started,
-            stage=stage,
+            # Streamed bands are decoded while the method runs: a decoding fault is a read.
+            stage="read" if isinstance(exc, BandReadError) else stage,
             error_type=type(exc).__name__,
             message=str(exc),
         )

@@ -286,6 +286,7 @@ def mask(
 
     if (bands is None) == (reflectance is None):
         raise fail("give either --bands BLUE GREEN RED NIR or --reflectance STACK.tif")
+    mask_method = get_method(method)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", StacmaskWarning)
@@ -311,10 +312,14 @@ def mask(
                 desc=f"{method} mask", unit=" rows", unit_scale=True, leave=False, disable=as_json
             ) as bar,
             RasterBandSource(
-                hrefs, radiometry.scene_info(), indexes=indexes, progress=bar.update
+                hrefs,
+                radiometry.scene_info(),
+                indexes=indexes,
+                progress=bar.update,
+                cache_bands=not mask_method.reads_bands_once,
             ) as source,
         ):
-            result = mask_scene(source, get_method(method), output, preview)
+            result = mask_scene(source, mask_method, output, preview)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc
     if as_json:

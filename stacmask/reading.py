@@ -1,17 +1,19 @@
 """Band reading: four single-band rasters (local or HTTP) as one windowed BandSource.
 
-The first pass decodes every band once, strip by strip, into an uncompressed scratch file and
-gathers whole-scene statistics on the way. Mask methods then make as many passes as they need
-over the scratch file, which costs a disk read instead of a DEFLATE decode or an HTTP request.
+Every band is decoded once, strip by strip, on a thread pool that decodes the next strip while
+the current one is used, gathering whole-scene statistics on the way. Two modes:
+- cached (default): `prepare()` decodes everything into an uncompressed scratch file; methods then
+  make as many passes as they need over it (a disk read, not a DEFLATE decode or HTTP request);
+- streamed (`cache_bands=False`, for methods that read the bands once): strips are decoded as the
+  method asks for them, top to bottom, and nothing is written.
 Memory follows the strip: nothing scene-sized is ever held in RAM.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
@@ -26,8 +28,10 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from stacmask.errors import BandReadError
+from stacmask.preview import preview_step
 from stacmask.reflectance import reflectance_factors
 from stacmask.scene import BandStats, SceneInfo
+from stacmask.scratch import ScratchRaster
 
 #: GDAL settings for reading bands over HTTP: retries on 429/5xx, timeouts, no directory
 #: listing of the remote folder, merged consecutive range requests.
@@ -70,9 +74,9 @@ def _mismatch(b1: Any, b2: Any, b3: Any, nodata: float) -> int:
 
 
 class RasterBandSource:
-    """Blue, green, red and NIR rasters of one scene, decoded once into a scratch file.
+    """Blue, green, red and NIR rasters of one scene, decoded once (BandSource protocol).
 
-    Use as a context manager: `prepare()` runs on entry, the scratch file goes on exit.
+    Use as a context manager: `prepare()` runs on entry; files, threads and scratch go on exit.
     """
 
     def __init__(
@@ -86,12 +90,15 @@ class RasterBandSource:
         strip_pixels: int = STRIP_PIXELS,
         indexes: Sequence[int] = (1, 1, 1, 1),
         progress: Callable[[int], object] | None = None,
+        cache_bands: bool = True,
     ) -> None:
         if len(hrefs) != 4:
             raise ValueError("RasterBandSource needs exactly four bands: blue, green, red, nir")
         self.hrefs = tuple(hrefs)
         #: Band index read from each href (1, 2, 3, 4 for one four-band stack given four times).
         self.indexes = tuple(indexes)
+        #: False: decode strips as they are read, once, top to bottom; no scratch file.
+        self.cache_bands = cache_bands
         self._make_info = make_info
         self._scratch_dir = scratch_dir
         self._threads = threads
@@ -99,11 +106,20 @@ class RasterBandSource:
         #: Called with the number of rows each decode or strip read covered (progress bars).
         self._progress = progress
         self._gdal = {**GDAL_HTTP_OPTIONS, "GDAL_HTTP_TIMEOUT": max(1, round(timeout))}
-        self._scratch: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._scratch: ScratchRaster | None = None
+        self._open_files: ExitStack | None = None
+        self._decoder: Iterator[tuple[Window, NDArray[Any]]] | None = None
+        self._current: tuple[Window, NDArray[Any]] | None = None
         self._stats: BandStats | None = None
+        self._minimum = np.full(4, np.inf)
+        self._maximum = np.full(4, -np.inf)
+        self._mismatch = 0
+        self._thumbnail_rows: list[NDArray[Any]] = []
         self.nodata: float = 0.0
         self.dtype = np.dtype(np.uint16)
+        self._block_rows = 1
         self.info = self._open_and_check()
+        self._thumbnail_step = preview_step(self.info.width, self.info.height)
         self._factors = (
             np.array(self.info.gains, dtype=np.float64)
             if self.info.calibration == "reflectance"
@@ -130,7 +146,7 @@ class RasterBandSource:
                             # value has none (NaN compares unequal to everything).
                             default = 0.0 if self.dtype.kind in "iu" else float("nan")
                             self.nodata = float(ds.nodata) if ds.nodata is not None else default
-                            self._block_rows = ds.block_shapes[0][0]
+                            self._block_rows = int(ds.block_shapes[0][0])
                 except RasterioError as exc:
                     raise BandReadError(href, f"cannot open raster: {exc}") from exc
         width, height, transform, crs = shapes[0]
@@ -161,7 +177,12 @@ class RasterBandSource:
         self.close()
 
     def close(self) -> None:
-        """Remove the scratch file."""
+        """Stop decoding, close the band files and remove the scratch file."""
+        self._decoder = None
+        self._current = None
+        if self._open_files is not None:
+            self._open_files.close()
+            self._open_files = None
         if self._scratch is not None:
             self._scratch.close()
             self._scratch = None
@@ -169,14 +190,31 @@ class RasterBandSource:
     # -- BandSource ------------------------------------------------------------------------
     @property
     def stats(self) -> BandStats:
-        """Whole-scene band statistics (after `prepare`)."""
+        """Whole-scene band statistics: after `prepare`, or when streamed after the last strip."""
         if self._stats is None:
-            raise RuntimeError("call prepare() before reading statistics")
+            raise RuntimeError(
+                "band statistics are complete once every strip is decoded: "
+                + (
+                    "streamed bands have them after the last strip (use cache_bands=True for "
+                    "methods that need them first)"
+                    if self._decoder
+                    else "call prepare() first"
+                )
+            )
         return self._stats
 
     def strips(self) -> Iterator[Window]:
-        """Full-width row strips of about STRIP_PIXELS pixels, whatever the scene's width."""
-        return self._row_windows(max(1, self._strip_pixels // self.info.width))
+        """Full-width row strips that tile the scene: about STRIP_PIXELS pixels each, or the
+        decoding strips when streamed."""
+        if self.cache_bands:
+            return self._row_windows(max(1, self._strip_pixels // self.info.width))
+        return self._row_windows(self._decode_rows)
+
+    @property
+    def _decode_rows(self) -> int:
+        """Rows decoded at once: whole blocks, at least about STRIP_PIXELS pixels."""
+        blocks = -(-self._strip_pixels // (self.info.width * self._block_rows))
+        return self._block_rows * max(1, blocks)
 
     def _row_windows(self, rows: int) -> Iterator[Window]:
         for top in range(0, self.info.height, rows):
@@ -193,51 +231,94 @@ class RasterBandSource:
         _to_reflectance(raw, self._factors.astype(np.float32), self.nodata, out)
         return out
 
+    def reflectance_scaling(self) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
+        """The reflectance factors of the gains, sun and date (or the reflectance scale)."""
+        return self._factors.astype(np.float32), np.zeros(4, np.float32), self.nodata
+
     def valid(self, window: Window) -> NDArray[np.bool_]:
         """Pixels where all four bands hold data."""
         valid: NDArray[np.bool_] = np.all(self._read_cached(window) != self.nodata, axis=0)
         return valid
 
-    # -- the decoding pass -----------------------------------------------------------------
+    def thumbnail(self, step: int) -> NDArray[Any]:
+        """Stored values of every `step`-th row and column, shape (4, rows, cols), once every
+        strip is decoded (gathered while decoding, for the preview)."""
+        self.stats  # noqa: B018 (raises until every strip is decoded)
+        if step == self._thumbnail_step:
+            return np.stack(self._thumbnail_rows, axis=1)
+        if self._scratch is None:
+            raise RuntimeError(f"streamed bands keep a thumbnail of step {self._thumbnail_step}")
+        rows = [self._scratch.read(r, 1)[:, 0, ::step] for r in range(0, self.info.height, step)]
+        return np.stack(rows, axis=1)
+
+    # -- decoding --------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Decode all bands once into the scratch file, gathering min, max and footprint QA."""
-        if self._stats is not None:
+        """Open the bands and start decoding; when cached, decode them all into scratch now."""
+        if self._open_files is not None or self._stats is not None:
+            return
+        self._open_files = ExitStack()
+        self._open_files.enter_context(rasterio.Env(**self._gdal))
+        datasets = [self._open_files.enter_context(self._open(href)) for href in self.hrefs]
+        # Closed first (exits run last-in first-out): every decode has finished, also when one
+        # band failed, before the datasets close. GDAL must never decode from a closed dataset.
+        pool = self._open_files.enter_context(ThreadPoolExecutor(self._threads))
+        self._open_files.callback(pool.shutdown, wait=True, cancel_futures=True)
+        self._decoder = self._decode_strips(datasets, pool)
+        if not self.cache_bands:
             return
         width, height = self.info.width, self.info.height
-        self._scratch = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives until close())
-            prefix="stacmask-bands-", suffix=".raw", dir=self._scratch_dir
-        )
-        self._scratch.truncate(4 * width * height * self.dtype.itemsize)
-        minimum = np.full(4, np.inf)
-        maximum = np.full(4, -np.inf)
-        mismatch = 0
-        with rasterio.Env(**self._gdal), ExitStack() as open_datasets:
-            datasets = [open_datasets.enter_context(self._open(href)) for href in self.hrefs]
-            # The pool is left (every decode finished) before the datasets are closed, also
-            # when one band fails: GDAL must never decode from a closed dataset.
-            with ThreadPoolExecutor(self._threads) as pool:
-                for window in self._row_windows(self._block_rows):
-                    bands = list(
-                        pool.map(self._decode, datasets, self.hrefs, [window] * 4, self.indexes)
-                    )
-                    for b, data in enumerate(bands):
-                        self._write_cached(b, window, data)
-                        if data.dtype.kind == "f" and np.isnan(data).all():
-                            continue
-                        minimum[b] = min(minimum[b], float(np.nanmin(data)))
-                        maximum[b] = max(maximum[b], float(np.nanmax(data)))
-                    mismatch += self._count_mismatch(bands)
-                    if self._progress is not None:
-                        self._progress(int(window.height))
-        self._stats = BandStats(
-            minimum=(float(minimum[0]), float(minimum[1]), float(minimum[2]), float(minimum[3])),
-            maximum=(float(maximum[0]), float(maximum[1]), float(maximum[2]), float(maximum[3])),
-            mismatch_pixels=mismatch,
-        )
+        self._scratch = ScratchRaster(4, height, width, self.dtype, self._scratch_dir)
+        for window, raw in self._decoder:
+            for band in range(4):
+                self._scratch.write(band, int(window.row_off), raw[band])
+        self._open_files.close()
+        self._open_files = None
 
-    def _count_mismatch(self, bands: list[NDArray[np.generic]]) -> int:
-        """Pixels where blue, green and red disagree on holding data (the notebook's xor test)."""
-        return int(_mismatch(bands[0], bands[1], bands[2], self.nodata))
+    def _decode_strips(
+        self, datasets: list[Any], pool: ThreadPoolExecutor
+    ) -> Iterator[tuple[Window, NDArray[Any]]]:
+        """Decoded strips top to bottom; the next strip decodes while the caller uses this one."""
+        windows = list(self._row_windows(self._decode_rows))
+
+        def submit(window: Window) -> tuple[NDArray[Any], list[Future[None]]]:
+            out = np.empty((4, int(window.height), int(window.width)), self.dtype)
+            futures = [
+                pool.submit(self._decode, ds, href, window, index, out[band])
+                for band, (ds, href, index) in enumerate(
+                    zip(datasets, self.hrefs, self.indexes, strict=True)
+                )
+            ]
+            return out, futures
+
+        pending = submit(windows[0]) if windows else None
+        for number, window in enumerate(windows):
+            assert pending is not None
+            raw, futures = pending
+            for future in futures:
+                future.result()
+            pending = submit(windows[number + 1]) if number + 1 < len(windows) else None
+            self._account(window, raw)
+            if pending is None:  # the last strip: the statistics are whole
+                self._stats = BandStats(
+                    minimum=tuple(float(v) for v in self._minimum),  # type: ignore[arg-type]
+                    maximum=tuple(float(v) for v in self._maximum),  # type: ignore[arg-type]
+                    mismatch_pixels=self._mismatch,
+                )
+            yield window, raw
+
+    def _account(self, window: Window, raw: NDArray[Any]) -> None:
+        """Fold a decoded strip into min, max, the footprint QA and the thumbnail."""
+        for band, data in enumerate(raw):
+            if data.dtype.kind == "f" and np.isnan(data).all():
+                continue
+            self._minimum[band] = min(self._minimum[band], float(np.nanmin(data)))
+            self._maximum[band] = max(self._maximum[band], float(np.nanmax(data)))
+        self._mismatch += int(_mismatch(raw[0], raw[1], raw[2], self.nodata))
+        step, top = self._thumbnail_step, int(window.row_off)
+        for row in range(-(-top // step) * step, top + int(window.height), step):
+            self._thumbnail_rows.append(raw[:, row - top, ::step].copy())
+        if self._progress is not None:
+            self._progress(int(window.height))
 
     def _open(self, href: str) -> rasterio.io.DatasetReader:
         try:
@@ -247,35 +328,47 @@ class RasterBandSource:
 
     @staticmethod
     def _decode(
-        ds: rasterio.io.DatasetReader, href: str, window: Window, index: int = 1
-    ) -> NDArray[np.generic]:
+        ds: rasterio.io.DatasetReader,
+        href: str,
+        window: Window,
+        index: int,
+        out: NDArray[Any],
+    ) -> None:
         try:
-            data: NDArray[np.generic] = ds.read(index, window=window)
+            ds.read(index, window=window, out=out)
         except RasterioError as exc:
             raise BandReadError(
                 href, f"cannot decode rows {window.row_off}-{window.row_off + window.height}: {exc}"
             ) from exc
-        return data
 
-    def _offset(self, band: int, row: int) -> int:
-        return ((band * self.info.height) + row) * self.info.width * self.dtype.itemsize
-
-    def _write_cached(self, band: int, window: Window, data: NDArray[np.generic]) -> None:
-        assert self._scratch is not None
-        self._scratch.seek(self._offset(band, int(window.row_off)))
-        self._scratch.write(np.ascontiguousarray(data, dtype=self.dtype).tobytes())
-
-    def _read_cached(self, window: Window) -> NDArray[np.generic]:
-        if self._scratch is None:
-            raise RuntimeError("call prepare() before reading strips")
+    def _read_cached(self, window: Window) -> NDArray[Any]:
+        """A window's stored values: from the scratch file, or decoded now when streamed."""
         row, rows = int(window.row_off), int(window.height)
         col, cols = int(window.col_off), int(window.width)
-        out = np.empty((4, rows, self.info.width), dtype=self.dtype)
-        for band in range(4):
-            self._scratch.seek(self._offset(band, row))
-            self._scratch.readinto(memoryview(out[band]).cast("B"))
-        if self._progress is not None and rows > 1:
-            self._progress(rows)
+        if self._scratch is not None:
+            out = self._scratch.read(row, rows)
+            if self._progress is not None and rows > 1:
+                self._progress(rows)
+        else:
+            out = self._streamed(window)
         if col == 0 and cols == self.info.width:
             return out
         return out[:, :, col : col + cols]
+
+    def _streamed(self, window: Window) -> NDArray[Any]:
+        """The strip `window` (one of `strips()`, in order) of a streamed source."""
+        if self._current is not None and self._current[0] == window:
+            return self._current[1]
+        if self._decoder is None:
+            raise RuntimeError("call prepare() before reading strips")
+        top = (
+            0 if self._current is None else int(self._current[0].row_off + self._current[0].height)
+        )
+        rows = min(self._decode_rows, self.info.height - top)
+        if window != Window(0, top, self.info.width, rows):
+            raise RuntimeError(
+                f"streamed bands are read once, strip by strip from the top; {window} was "
+                "asked for out of turn (use cache_bands=True for methods that read again)"
+            )
+        self._current = next(self._decoder)
+        return self._current[1]

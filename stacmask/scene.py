@@ -78,6 +78,15 @@ class BandSource(Protocol):
         """Pixels where all four bands hold data, shape (h, w)."""
         ...
 
+    def thumbnail(self, step: int) -> NDArray[Any]:
+        """Stored values of every `step`-th row and column, shape (4, rows, cols)."""
+        ...
+
+    def reflectance_scaling(self) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
+        """(scale, offset, nodata) per band: reflectance = stored x scale + offset, in float32,
+        no data where the stored value is `nodata`, NaN or infinite (read_reflectance's rule)."""
+        ...
+
 
 class ArrayBandSource:
     """A BandSource over a (4, H, W) array held in memory (small scenes, tests, reflectance)."""
@@ -129,17 +138,26 @@ class ArrayBandSource:
             ok &= np.all(raw != self._nodata, axis=0)
         return ok
 
-    def read_reflectance(self, window: Window) -> NDArray[np.float32]:
-        """TOA reflectance of a window; NaN where a band has no data."""
+    def thumbnail(self, step: int) -> NDArray[Any]:
+        """Every `step`-th row and column."""
+        return self.values[:, ::step, ::step]
+
+    def reflectance_scaling(self) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
+        """`reflectance_scale`, or the gains' reflectance factors; no offset."""
         from stacmask.reflectance import reflectance_factors
 
-        raw = self._slice(window).astype(np.float32)
         if self._scale is not None:
-            out = raw * np.float32(self._scale)
+            scale = np.full(4, self._scale, np.float32)
         else:
-            factors = reflectance_factors(
-                self.info.gains, self.info.sun_elevation, self.info.acquired
-            )
-            out = raw * factors.astype(np.float32)[:, None, None]
+            info = self.info
+            factors = reflectance_factors(info.gains, info.sun_elevation, info.acquired)
+            scale = factors.astype(np.float32)
+        nodata = float("nan") if self._nodata is None else float(self._nodata)
+        return scale, np.zeros(4, np.float32), nodata
+
+    def read_reflectance(self, window: Window) -> NDArray[np.float32]:
+        """TOA reflectance of a window; NaN where a band has no data."""
+        scale, _, _ = self.reflectance_scaling()
+        out = self._slice(window).astype(np.float32) * scale[:, None, None]
         out[:, ~self.valid(window)] = np.nan
         return out

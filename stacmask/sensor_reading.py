@@ -49,8 +49,8 @@ class _WarpedBand:
         except RasterioError as exc:
             raise BandReadError(href, f"cannot open raster: {exc}") from exc
 
-    def read(self, band: int, window: Window) -> NDArray[Any]:
-        data: NDArray[Any] = self._vrt.read(band, window=window)
+    def read(self, band: int, window: Window, out: NDArray[Any] | None = None) -> NDArray[Any]:
+        data: NDArray[Any] = self._vrt.read(band, window=window, out=out)
         return data
 
     def close(self) -> None:
@@ -109,6 +109,10 @@ class GridBandSource(RasterBandSource):
 
     def _open(self, href: str) -> Any:
         return _WarpedBand(href, self.grid)
+
+    def reflectance_scaling(self) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
+        """The bands' scale and offset."""
+        return self._scale, self._offset_values, self.nodata
 
     def read_reflectance(self, window: Window) -> NDArray[np.float32]:
         """value * scale + offset of a window; NaN where a band holds no data."""

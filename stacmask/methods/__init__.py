@@ -16,6 +16,9 @@ class MaskMethod(Protocol):
     """A cloud, shadow and water classifier."""
 
     name: str
+    #: True when the method reads each strip of the bands once, top to bottom, so that the
+    #: bands can be streamed without a scratch copy (see reading.RasterBandSource).
+    reads_bands_once: bool
 
     def classify(self, source: BandSource) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
         """Yield (strip window, uint8 class codes) for every strip, top to bottom."""

@@ -58,6 +58,7 @@ class NotebookMethod:
     """Scene-percentile cloud, shadow and water rules of the reference CBERS-4A notebook."""
 
     name = "notebook"
+    reads_bands_once = False
 
     def statistics(self, source: BandSource) -> dict[str, Summary]:
         """Passes 1 and 2: exact whole-scene statistics of every quantity."""

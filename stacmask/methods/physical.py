@@ -7,13 +7,15 @@ method for 4-band GF-1 WFV (Li et al. 2017) and HOT (Zhang et al. 2002).
 
 Passes over the BandSource (memory follows the strip; spatial work on a small grid):
 1. per pixel: potential cloud (HOT, whiteness, brightness, NDVI), accumulated with the mean
-   reflectance into a working grid of at most WORK_SIZE pixels a side (block averages);
+   reflectance into a working grid of at most WORK_SIZE pixels a side (block averages); the
+   pixel's test bits go to a one-byte scratch raster, so the bands are read only once;
 2. on the working grid: cloud objects (holes filled, small ones dropped, buffered); potential
    shadow (NIR much darker than its clear surroundings, not water); shadow objects: with sun
    angles the dark objects in the zone where a cloud's shadow can fall (away from the sun, at
    the distances of cloud heights 200 m - 12 km) and the cloud objects projected to their best
    match; with no sun angles the dark objects within reach of a cloud;
-3. per pixel again: the working-grid objects refined by the pixel's own tests, water, classes.
+3. per pixel again, from the test bits: the working-grid objects refined by the pixel's own
+   tests, water, classes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from scipy import ndimage
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
 from stacmask.scene import BandSource
+from stacmask.scratch import ScratchRaster
 
 F32 = NDArray[np.float32]
 Mask = NDArray[np.bool_]
@@ -106,85 +109,122 @@ class PhysicalConfig:
 
 
 #: Bits of `pixel_tests`' result.
-VALID, POTENTIAL_CLOUD, WATER_TEST = 1, 2, 4
+VALID, POTENTIAL_CLOUD, WATER_TEST, SHADOW_DARK = 1, 2, 4, 8
+
+
+@numba.njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def _tests(b: float, g: float, red: float, nir: float, t: Any) -> int:
+    """VALID, POTENTIAL_CLOUD, WATER_TEST and SHADOW_DARK bits of one pixel's reflectance;
+    `t` holds PhysicalConfig's thresholds in `pixel_tests`' order."""
+    if b != b or g != g or red != red or nir != nir:
+        return 0
+    flags = VALID
+    mean = (b + g + red) / 3.0
+    white = (abs(b - mean) + abs(g - mean) + abs(red - mean)) / mean
+    hot = b - 0.5 * red - 0.08
+    ndvi = (nir - red) / (nir + red)
+    spectral = hot > t[0] and white < t[1] and mean > t[2]
+    thick = mean > t[4] and white < t[1]
+    if (spectral or thick) and ndvi < t[3]:
+        flags |= POTENTIAL_CLOUD
+    if (ndvi < t[5] and nir < t[6]) or (ndvi < t[7] and nir < t[8]):
+        flags |= WATER_TEST
+    if nir < t[9]:
+        flags |= SHADOW_DARK
+    return flags
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _pixel_tests(r: Any, t: Any) -> Any:
-    """Valid, potential-cloud and water bits of every pixel of a (4, h, w) reflectance array;
-    `t` holds PhysicalConfig's thresholds in `pixel_tests`' order. One fused loop, both cores."""
+    """`_tests` of every pixel of a (4, h, w) reflectance array (one fused loop, both cores)."""
     rows, cols = r.shape[1], r.shape[2]
     out = np.zeros((rows, cols), np.uint8)
     for i in numba.prange(rows):
         for j in range(cols):
-            b, g, red, nir = r[0, i, j], r[1, i, j], r[2, i, j], r[3, i, j]
-            if b != b or g != g or red != red or nir != nir:
-                continue
-            flags = VALID
-            mean = (b + g + red) / 3.0
-            white = (abs(b - mean) + abs(g - mean) + abs(red - mean)) / mean
-            hot = b - 0.5 * red - 0.08
-            ndvi = (nir - red) / (nir + red)
-            spectral = hot > t[0] and white < t[1] and mean > t[2]
-            thick = mean > t[4] and white < t[1]
-            if (spectral or thick) and ndvi < t[3]:
-                flags |= POTENTIAL_CLOUD
-            if (ndvi < t[5] and nir < t[6]) or (ndvi < t[7] and nir < t[8]):
-                flags |= WATER_TEST
-            out[i, j] = flags
+            out[i, j] = _tests(r[0, i, j], r[1, i, j], r[2, i, j], r[3, i, j], t)
     return out
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _block_sums(r: Any, flags: Any, row0: int, k: int, sums: Any, cloud: Any, counts: Any) -> None:
-    """Add a strip's valid pixels, potential-cloud pixels and reflectance to the k x k blocks
-    of the working grid (each working row is summed by one thread: no races)."""
-    rows, cols = flags.shape
+@numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def _scan(
+    raw: Any,
+    scale: Any,
+    offset: Any,
+    nodata: float,
+    t: Any,
+    row0: int,
+    k: int,
+    flags: Any,
+    sums: Any,
+    cloud: Any,
+    counts: Any,
+) -> None:
+    """Pass 1 over a strip of stored values, in one loop: reflectance (value x scale + offset,
+    float32, NaN at `nodata`), the pixel's test bits into `flags`, and the k x k block sums of
+    valid pixels, potential-cloud pixels and reflectance on the working grid (each working row
+    is summed by one thread: no races)."""
+    rows, cols = raw.shape[1], raw.shape[2]
     first, last = row0 // k, (row0 + rows - 1) // k
+    width = sums.shape[2]
+    nan: Any = np.float32(np.nan)
     for lr in numba.prange(first, last + 1):
         for i in range(max(lr * k, row0) - row0, min((lr + 1) * k, row0 + rows) - row0):
-            for j in range(cols):
-                f = flags[i, j]
-                if f & VALID:
-                    lc = j // k
-                    counts[lr, lc] += 1.0
-                    if f & POTENTIAL_CLOUD:
-                        cloud[lr, lc] += 1.0
-                    for b in range(4):
-                        sums[b, lr, lc] += r[b, i, j]
+            for lc in range(width):
+                n = 0.0
+                c = 0.0
+                s0 = s1 = s2 = s3 = 0.0
+                for j in range(lc * k, min((lc + 1) * k, cols)):
+                    v0, v1, v2, v3 = raw[0, i, j], raw[1, i, j], raw[2, i, j], raw[3, i, j]
+                    # v - v != 0 for NaN and infinities: no data, like `nodata`
+                    r0 = nan if v0 == nodata or v0 - v0 != 0 else v0 * scale[0] + offset[0]
+                    r1 = nan if v1 == nodata or v1 - v1 != 0 else v1 * scale[1] + offset[1]
+                    r2 = nan if v2 == nodata or v2 - v2 != 0 else v2 * scale[2] + offset[2]
+                    r3 = nan if v3 == nodata or v3 - v3 != 0 else v3 * scale[3] + offset[3]
+                    f = _tests(r0, r1, r2, r3, t)
+                    flags[i, j] = f
+                    if f & VALID:
+                        n += 1.0
+                        if f & POTENTIAL_CLOUD:
+                            c += 1.0
+                        s0 += r0
+                        s1 += r1
+                        s2 += r2
+                        s3 += r3
+                counts[lr, lc] += n
+                cloud[lr, lc] += c
+                sums[0, lr, lc] += s0
+                sums[1, lr, lc] += s1
+                sums[2, lr, lc] += s2
+                sums[3, lr, lc] += s3
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _compose(
-    flags: Any, nir: Any, row0: int, k: int, core: Any, zone: Any, shadow: Any, nir_max: float
-) -> Any:
+def _compose(flags: Any, row0: int, k: int, core: Any, zone: Any, shadow: Any) -> Any:
     """Class codes of a strip from its pixel tests and the working grid's objects."""
     rows, cols = flags.shape
     out = np.empty((rows, cols), np.uint8)
     for i in numba.prange(rows):
         lr = (row0 + i) // k
-        for j in range(cols):
-            f = flags[i, j]
-            if not f & VALID:
-                out[i, j] = NODATA
-                continue
-            lc = j // k
-            is_cloud = zone[lr, lc] and (k == 1 or core[lr, lc] or (f & POTENTIAL_CLOUD) > 0)
-            if is_cloud:
-                out[i, j] = CLOUD
-            elif shadow[lr, lc] and (k == 1 or nir[i, j] < nir_max):
-                out[i, j] = SHADOW
-            elif f & WATER_TEST:
-                out[i, j] = WATER
-            else:
-                out[i, j] = CLEAR
+        for lc in range(zone.shape[1]):
+            in_zone, in_core, in_shadow = zone[lr, lc], k == 1 or core[lr, lc], shadow[lr, lc]
+            for j in range(lc * k, min((lc + 1) * k, cols)):
+                f = flags[i, j]
+                if not f & VALID:
+                    out[i, j] = NODATA
+                elif in_zone and (in_core or f & POTENTIAL_CLOUD):
+                    out[i, j] = CLOUD
+                elif in_shadow and (k == 1 or f & SHADOW_DARK):
+                    out[i, j] = SHADOW
+                elif f & WATER_TEST:
+                    out[i, j] = WATER
+                else:
+                    out[i, j] = CLEAR
     return out
 
 
-def pixel_tests(r: F32, c: PhysicalConfig) -> NDArray[np.uint8]:
-    """Per pixel: VALID (all bands finite), POTENTIAL_CLOUD (HOT, whiteness, brightness, NDVI)
-    and WATER_TEST (Fmask's NDVI and NIR test) bits, on TOA reflectance."""
-    t = np.array(
+def _thresholds(c: PhysicalConfig) -> NDArray[np.float64]:
+    """The thresholds `_tests` takes, in its order."""
+    return np.array(
         [
             c.hot_min,
             c.whiteness_max,
@@ -195,10 +235,19 @@ def pixel_tests(r: F32, c: PhysicalConfig) -> NDArray[np.uint8]:
             c.water_nir[0],
             c.water_ndvi[1],
             c.water_nir[1],
+            c.shadow_nir_max,
         ],
         dtype=np.float64,
     )
-    flags: NDArray[np.uint8] = _pixel_tests(np.ascontiguousarray(r, dtype=np.float32), t)
+
+
+def pixel_tests(r: F32, c: PhysicalConfig) -> NDArray[np.uint8]:
+    """Per pixel: VALID (all bands finite), POTENTIAL_CLOUD (HOT, whiteness, brightness, NDVI),
+    WATER_TEST (Fmask's NDVI and NIR test) and SHADOW_DARK (NIR below shadow_nir_max) bits, on
+    TOA reflectance."""
+    flags: NDArray[np.uint8] = _pixel_tests(
+        np.ascontiguousarray(r, dtype=np.float32), _thresholds(c)
+    )
     return flags
 
 
@@ -220,17 +269,28 @@ class WorkingGrid:
     valid: Mask
 
 
-def working_grid(source: BandSource, c: PhysicalConfig) -> WorkingGrid:
-    """Pass 1: per-pixel cloud tests and block means onto a grid of at most WORK_SIZE a side."""
+def working_grid(
+    source: BandSource, c: PhysicalConfig, tests: ScratchRaster | None = None
+) -> WorkingGrid:
+    """Pass 1: per-pixel cloud tests and block means onto a grid of at most WORK_SIZE a side;
+    the test bits of every pixel go to `tests` when given."""
     info = source.info
     k = max(1, math.ceil(max(info.width, info.height) / WORK_SIZE))
     h, w = math.ceil(info.height / k), math.ceil(info.width / k)
     sums = np.zeros((4, h, w), np.float64)
     cloud = np.zeros((h, w), np.float64)
     counts = np.zeros((h, w), np.float64)
+    scale, offset, nodata = source.reflectance_scaling()
+    t = _thresholds(c)
     for window in source.strips():
-        r = source.read_reflectance(window)
-        _block_sums(r, pixel_tests(r, c), int(window.row_off), k, sums, cloud, counts)
+        raw = source.read_raw(window)
+        if raw.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+            raw = raw.astype(np.float64)
+        flags = np.empty(raw.shape[1:], np.uint8)
+        row = int(window.row_off)
+        _scan(raw, scale, offset, nodata, t, row, k, flags, sums, cloud, counts)
+        if tests is not None:
+            tests.write(0, row, flags)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (sums / counts).astype(np.float32)
         share = (cloud / counts).astype(np.float32)
@@ -422,15 +482,24 @@ class PhysicalMethod:
     """Absolute spectral cloud tests, cloud objects and geometric shadow matching (default)."""
 
     name = "physical"
+    reads_bands_once = True
 
     def __init__(self, config: PhysicalConfig | None = None) -> None:
         self.config = config or PhysicalConfig()
 
     def classify(self, source: BandSource) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
-        """Class codes of every strip."""
+        """Class codes of every strip (the bands are read once, top to bottom)."""
+        info = source.info
+        with ScratchRaster(1, info.height, info.width, np.uint8) as tests:
+            yield from self._classify(source, tests)
+
+    def _classify(
+        self, source: BandSource, tests: ScratchRaster
+    ) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
         c = self.config
         info = source.info
-        grid = working_grid(source, c)
+        strips = list(source.strips())
+        grid = working_grid(source, c, tests)
         cell = info.pixel_size * grid.factor
         cloud, cloud_zone = cloud_objects(grid, cell, c)
         candidates = potential_shadow(grid, cloud_zone, cell, c)
@@ -438,10 +507,7 @@ class PhysicalMethod:
             cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c, grid.valid
         )
         k = grid.factor
-        for window in source.strips():
-            r = source.read_reflectance(window)
-            flags = pixel_tests(r, c)
-            out = _compose(
-                flags, r[3], int(window.row_off), k, cloud, cloud_zone, shadow, c.shadow_nir_max
-            )
-            yield window, out
+        for window in strips:
+            row = int(window.row_off)
+            flags = tests.read(row, int(window.height))[0]
+            yield window, _compose(flags, row, k, cloud, cloud_zone, shadow)

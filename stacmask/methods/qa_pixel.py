@@ -19,6 +19,7 @@ class QaPixelMethod:
     """MaskMethod over a LandsatSource: decode_qa_pixel of each strip (landsat_qa.py table)."""
 
     name = METHOD_NAME
+    reads_bands_once = False
 
     def __init__(self, config: QaPixelConfig | None = None) -> None:
         self.config = config or QaPixelConfig()

@@ -182,6 +182,7 @@ class S2CloudlessMethod:
     """
 
     name = METHOD_NAME
+    reads_bands_once = False
 
     def __init__(self, config: S2CloudlessConfig | None = None) -> None:
         self.config = config or S2CloudlessConfig()
