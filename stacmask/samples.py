@@ -1,0 +1,760 @@
+"""Synthetic CBERS-4A WPM L4 scenes in INPE's layout, with a truth mask, for tests and the demo.
+
+A scene is four single-band DN GeoTIFFs (BAND1..BAND4: blue, green, red, nir), one INPE "prdf"
+XML per band, a truth raster of class codes and a small PNG thumbnail. Content is built in
+top-of-atmosphere reflectance and converted to 10-bit DN with the default WPM gains, so a
+correct DN -> reflectance conversion recovers plausible reflectances:
+
+- land: rectangular crop parcels (vegetation or bare, sometimes bright, soil) with texture,
+- water bodies (very low NIR),
+- clouds: smooth bright blobs, roughly flat spectrum, soft edges; `cloud_fraction` is the share
+  of valid pixels whose truth class is cloud,
+- cloud shadows: the cloud field displaced away from the sun by `cloud_height`, darkening the
+  ground, more in NIR than in blue,
+- no-data corners (DN 0 in all bands) around a rotated footprint, as in a real L4 scene.
+
+Every field is procedural (coarse seeded random grids interpolated on demand), so the scene is
+written strip by strip: memory follows the strip, and a full-size 14198 x 14584 scene fits in a
+few hundred MB.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Final
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
+
+from stacmask.constants import (
+    CLEAR,
+    CLOUD,
+    DEFAULT_COLLECTION,
+    DEFAULT_GAINS,
+    NODATA,
+    SHADOW,
+    WATER,
+    XML_NAMESPACE,
+)
+from stacmask.reflectance import reflectance_factors
+
+BAND_KEYS: Final = ("BAND1", "BAND2", "BAND3", "BAND4")
+#: Scene ids as INPE names them: CBERS_4A_WPM_YYYYMMDD_PPP_RRR_L4.
+SCENE_ID_RE: Final = re.compile(r"^CBERS_4A_WPM_(\d{8})_(\d{3})_(\d{3})_L(\d)$")
+GEOTIFF_MEDIA_TYPE: Final = "image/tiff; application=geotiff"
+DEFAULT_ORIGIN: Final = (300000.0, 8300000.0)  # UTM 23S, west of Brasilia
+FULL_SIZE: Final = (14198, 14584)  # width, height of a real L4 WPM multispectral scene
+
+# --- Scene content, in TOA/surface reflectance (blue, green, red, nir) ----------------------------
+_PATH_REFLECTANCE: Final = (0.065, 0.040, 0.020, 0.008)  # Rayleigh + aerosol path, added to all
+_WATER: Final = (0.050, 0.045, 0.025, 0.008)
+_VEG_BASE: Final = (0.030, 0.060, 0.035, 0.220)
+_VEG_VIGOUR: Final = (-0.010, 0.020, -0.015, 0.200)  # added x vigour in 0..1
+_SOIL_BASE: Final = (0.070, 0.100, 0.140, 0.200)
+_SOIL_BRIGHT: Final = (0.090, 0.110, 0.160, 0.140)  # added x brightness in 0..1
+_SHADOW_FACTOR: Final = (0.45, 0.38, 0.32, 0.25)  # ground reflectance kept inside a shadow
+_CLOUD_TINT: Final = (1.04, 1.00, 0.98, 0.95)  # nearly flat cloud spectrum
+_WATER_FRACTION: Final = 0.06
+_FOOTPRINT_ANGLE: Final = 9.0  # degrees; a real L4 WPM footprint is rotated by ~8-12 deg
+_DN_MAX: Final = 1023  # 10-bit quantisation
+
+
+@dataclass(frozen=True)
+class SampleScene:
+    """A synthetic scene on disk and the facts needed to describe it in STAC."""
+
+    scene_id: str
+    directory: Path
+    bands: dict[str, Path]
+    xml: dict[str, Path]
+    truth: Path
+    thumbnail: Path
+    width: int
+    height: int
+    transform: Affine
+    crs: CRS
+    #: Footprint polygon in lon/lat (GeoJSON geometry dict).
+    footprint: dict[str, Any]
+    #: [west, south, east, north] in lon/lat.
+    bbox: tuple[float, float, float, float]
+    acquired: datetime
+    sun_elevation: float
+    sun_azimuth: float
+    path: int
+    row: int
+    gains: tuple[float, float, float, float]
+    #: Whether the XML carries absoluteCalibrationCoefficient.
+    with_gains: bool
+    dtype: str
+    #: Pixel count per truth class code (including NODATA).
+    class_counts: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def valid_pixels(self) -> int:
+        """Pixels inside the footprint."""
+        return sum(n for code, n in self.class_counts.items() if code != NODATA)
+
+    def cover(self, code: int) -> float:
+        """Share of valid pixels with truth class `code`, in percent."""
+        valid = self.valid_pixels
+        return 100.0 * self.class_counts.get(code, 0) / valid if valid else 0.0
+
+
+def parse_scene_id(scene_id: str) -> tuple[datetime, int, int] | None:
+    """Date, path and row of an INPE scene id, or None if it does not follow the pattern."""
+    match = SCENE_ID_RE.match(scene_id)
+    if match is None:
+        return None
+    day = datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=timezone.utc)
+    return day, int(match.group(2)), int(match.group(3))
+
+
+def scene_id_for(acquired: datetime, path: int, row: int) -> str:
+    """INPE scene id for an acquisition date, path and row."""
+    return f"CBERS_4A_WPM_{acquired:%Y%m%d}_{path:03d}_{row:03d}_L4"
+
+
+# --- Procedural fields --------------------------------------------------------------------------
+
+
+class _ValueNoise:
+    """Smooth random field: a coarse seeded grid, smoothstep-interpolated at any pixel coordinate.
+
+    Evaluated on separable row/column coordinate vectors, so a strip costs two gathers.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, height: int, width: int, cell: float, margin: float
+    ) -> None:
+        self.cell = float(cell)
+        self.margin = float(margin)
+        rows = int((height + 2 * margin) / cell) + 3
+        cols = int((width + 2 * margin) / cell) + 3
+        self.grid = rng.standard_normal((rows, cols)).astype(np.float32)
+
+    def _axis(
+        self, coords: NDArray[np.float32], size: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+        pos = (coords + np.float32(self.margin)) / np.float32(self.cell)
+        index = np.clip(np.floor(pos).astype(np.intp), 0, size - 2)
+        t = np.clip(pos - index, 0.0, 1.0).astype(np.float32)
+        return index, t * t * (np.float32(3.0) - np.float32(2.0) * t)
+
+    def sample(self, rows: NDArray[np.float32], cols: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Field values at every (row, col) pair, shape (len(rows), len(cols))."""
+        i, ty = self._axis(rows, self.grid.shape[0])
+        j, tx = self._axis(cols, self.grid.shape[1])
+        one = np.float32(1.0)
+        by_row = self.grid[i] * (one - ty)[:, None] + self.grid[i + 1] * ty[:, None]
+        out: NDArray[np.float32] = by_row[:, j] * (one - tx) + by_row[:, j + 1] * tx
+        return out
+
+
+class _Fbm:
+    """Sum of value-noise octaves (fractal Brownian motion), unit variance-ish."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        height: int,
+        width: int,
+        cell: float,
+        octaves: int,
+        margin: float = 0.0,
+        persistence: float = 0.5,
+    ) -> None:
+        self.octaves = [
+            _ValueNoise(rng, height, width, max(cell / 2**k, 2.0), margin) for k in range(octaves)
+        ]
+        amps = [persistence**k for k in range(octaves)]
+        norm = math.sqrt(sum(a * a for a in amps)) * 0.6  # smoothstep noise has std ~0.6
+        self.amps = [np.float32(a / norm) for a in amps]
+
+    def sample(self, rows: NDArray[np.float32], cols: NDArray[np.float32]) -> NDArray[np.float32]:
+        out = self.octaves[0].sample(rows, cols) * self.amps[0]
+        for noise, amp in zip(self.octaves[1:], self.amps[1:], strict=True):
+            out += noise.sample(rows, cols) * amp
+        return out
+
+
+def _hash01(ix: NDArray[np.int64], iy: NDArray[np.int64], salt: int) -> NDArray[np.float32]:
+    """Deterministic uniform [0, 1) value per integer cell (a small integer hash)."""
+    h = ix.astype(np.uint32) * np.uint32(0x9E3779B1)
+    h ^= iy.astype(np.uint32) * np.uint32(0x85EBCA77)
+    h ^= np.uint32(salt & 0xFFFFFFFF)
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x2C1B3C6D)
+    h ^= h >> np.uint32(12)
+    h *= np.uint32(0x297A2D39)
+    h ^= h >> np.uint32(15)
+    out: NDArray[np.float32] = (h >> np.uint32(8)).astype(np.float32) / np.float32(1 << 24)
+    return out
+
+
+@dataclass(frozen=True)
+class _Footprint:
+    """A rotated rectangle inside the raster (pixel units)."""
+
+    cx: float
+    cy: float
+    half_u: float
+    half_v: float
+    cos: float
+    sin: float
+
+    @classmethod
+    def inside(cls, width: int, height: int, angle: float) -> _Footprint:
+        margin = max(2.0, 0.01 * min(width, height))
+        w_in, h_in = width - 2 * margin, height - 2 * margin
+        a = math.radians(angle)
+        c, s = math.cos(a), math.sin(a)
+        det = c * c - s * s
+        fw, fh = (w_in * c - h_in * s) / det, (h_in * c - w_in * s) / det
+        if fw <= 0 or fh <= 0:  # too elongated for this angle: axis-aligned
+            c, s, fw, fh = 1.0, 0.0, w_in, h_in
+        return cls(width / 2, height / 2, fw / 2, fh / 2, c, s)
+
+    def mask(self, rows: NDArray[np.float32], cols: NDArray[np.float32]) -> NDArray[np.bool_]:
+        dy = (rows + np.float32(0.5 - self.cy))[:, None]
+        dx = (cols + np.float32(0.5 - self.cx))[None, :]
+        u = dx * np.float32(self.cos) + dy * np.float32(self.sin)
+        v = dy * np.float32(self.cos) - dx * np.float32(self.sin)
+        out: NDArray[np.bool_] = (np.abs(u) <= self.half_u) & (np.abs(v) <= self.half_v)
+        return out
+
+    def corners(self) -> list[tuple[float, float]]:
+        """Pixel (col, row) corners UL, UR, LR, LL."""
+        out = []
+        for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            u, v = su * self.half_u, sv * self.half_v
+            out.append(
+                (self.cx + u * self.cos - v * self.sin, self.cy + u * self.sin + v * self.cos)
+            )
+        return out
+
+
+class _SceneModel:
+    """All procedural fields of one scene; `render` computes any strip."""
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        seed: int,
+        cloud_fraction: float,
+        shadow: bool,
+        water: bool,
+        pixel_size: float,
+        sun_elevation: float,
+        sun_azimuth: float,
+        cloud_height: float,
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        self.width, self.height = width, height
+        self.footprint = _Footprint.inside(width, height, _FOOTPRINT_ANGLE)
+        # Shadow = cloud seen from the ground point towards the sun, cloud_height up.
+        reach = cloud_height / math.tan(math.radians(max(sun_elevation, 5.0))) / pixel_size
+        az = math.radians(sun_azimuth)
+        self.shadow_dx = np.float32(reach * math.sin(az))  # columns grow eastwards
+        self.shadow_dy = np.float32(-reach * math.cos(az))  # rows grow southwards
+        self.shadow = shadow and cloud_fraction > 0
+        self.water = water
+        margin = reach + 4
+        span = min(width, height)
+        # Feature scales in pixels: physical, but small enough for small test scenes.
+        cloud_cell = float(np.clip(span / 3, 24, 420))
+        self.cloud = _Fbm(rng, height, width, cloud_cell, 5, margin=margin, persistence=0.55)
+        self.cloud_texture = _Fbm(rng, height, width, max(cloud_cell / 6, 4), 2, margin=margin)
+        self.landuse = _Fbm(rng, height, width, float(np.clip(span / 2, 32, 900)), 3)
+        self.lakes = _Fbm(rng, height, width, float(np.clip(span / 3, 24, 600)), 4)
+        self.haze = _ValueNoise(rng, height, width, float(np.clip(span / 2, 32, 2000)), 0)
+        self.salt = int(rng.integers(0, 2**31))
+        self.parcel_angle = math.radians(float(rng.uniform(-30, 30)))
+        self.parcel_size = (float(rng.uniform(60, 110)), float(rng.uniform(40, 80)))
+        patch = rng.standard_normal((3, 509, 509)).astype(np.float32)
+        # patch 0: fine ground texture (slightly smoothed); 1-2: sensor noise
+        patch[0] = (patch[0] + np.roll(patch[0], 1, 0) + np.roll(patch[0], 1, 1)) / np.float32(1.7)
+        self.patch = patch
+        self.cloud_threshold, self.cloud_soft, self.cloud_std, self.water_threshold = (
+            self._calibrate(cloud_fraction)
+        )
+
+    def _calibrate(self, cloud_fraction: float) -> tuple[float, float, float, float]:
+        """Field thresholds giving the requested cloud share and ~6 % water, on a subsample."""
+        step = max(1, int(math.sqrt(self.width * self.height / 250_000)))
+        rows = np.arange(step / 2, self.height, step, dtype=np.float32)
+        cols = np.arange(step / 2, self.width, step, dtype=np.float32)
+        inside = self.footprint.mask(rows, cols)
+        clouds = self.cloud.sample(rows, cols)[inside]
+        std = float(clouds.std()) or 1.0
+        if cloud_fraction <= 0:
+            threshold = math.inf
+        else:
+            threshold = float(np.quantile(clouds, 1.0 - cloud_fraction))
+        lakes = self.lakes.sample(rows, cols)[inside]
+        water_threshold = float(np.quantile(lakes, 1.0 - _WATER_FRACTION))
+        return threshold, 0.12 * std, std, water_threshold
+
+    def _cloud_alpha(
+        self, rows: NDArray[np.float32], cols: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Cloud opacity (0..1, >= 0.5 is truth cloud) and the raw field above threshold."""
+        field_ = self.cloud.sample(rows, cols)
+        excess = field_ - np.float32(self.cloud_threshold)
+        alpha = np.clip(np.float32(0.5) + excess / np.float32(self.cloud_soft), 0.0, 1.0)
+        return alpha.astype(np.float32), excess
+
+    def render(self, row0: int, nrows: int) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+        """TOA reflectance (4, nrows, width) and truth class codes for rows row0..row0+nrows."""
+        rows = np.arange(row0, row0 + nrows, dtype=np.float32)
+        cols = np.arange(self.width, dtype=np.float32)
+        valid = self.footprint.mask(rows, cols)
+        shape = (nrows, self.width)
+        truth = np.full(shape, CLEAR, dtype=np.uint8)
+
+        # Ground: parcels in a rotated, staggered grid.
+        ca, sa = math.cos(self.parcel_angle), math.sin(self.parcel_angle)
+        yy = rows[:, None]
+        xx = cols[None, :]
+        u = xx * np.float32(ca) + yy * np.float32(sa)
+        v = yy * np.float32(ca) - xx * np.float32(sa)
+        iy = np.floor(v / np.float32(self.parcel_size[1])).astype(np.int64) + 100_000
+        stagger = _hash01(iy, iy, self.salt + 7) * np.float32(self.parcel_size[0])
+        ix = np.floor((u + stagger) / np.float32(self.parcel_size[0])).astype(np.int64) + 100_000
+        del u, v, stagger
+        pick = _hash01(ix, iy, self.salt)
+        level = _hash01(ix, iy, self.salt + 1)
+        del ix, iy
+        landuse = self.landuse.sample(rows, cols)
+        soil_share = np.clip(np.float32(0.30) + np.float32(0.25) * landuse, 0.03, 0.8)
+        soil = pick < soil_share
+        del pick, landuse, soil_share
+        ri = (rows.astype(np.intp) % 509)[:, None]
+        ci = (cols.astype(np.intp) % 509)[None, :]
+        texture = np.float32(1.0) + np.float32(0.06) * self.patch[0][ri, ci]
+        lake = self.lakes.sample(rows, cols) > np.float32(self.water_threshold)
+        if not self.water:
+            lake[:] = False
+
+        alpha, excess = self._cloud_alpha(rows, cols)
+        if self.shadow:
+            s_alpha, _ = self._cloud_alpha(rows + self.shadow_dy, cols + self.shadow_dx)
+        else:
+            s_alpha = np.zeros(shape, dtype=np.float32)
+        cloud_bright = np.float32(0.36) + np.float32(0.30) * np.clip(
+            excess / np.float32(2 * self.cloud_std), 0.0, 1.0
+        )
+        cloud_bright *= np.float32(1.0) + np.float32(0.05) * self.cloud_texture.sample(rows, cols)
+        del excess
+        haze = np.float32(1.0) + np.float32(0.15) * self.haze.sample(rows, cols)
+
+        toa = np.empty((4, *shape), dtype=np.float32)
+        for b in range(4):
+            veg = np.float32(_VEG_BASE[b]) + np.float32(_VEG_VIGOUR[b]) * level
+            bare = np.float32(_SOIL_BASE[b]) + np.float32(_SOIL_BRIGHT[b]) * level
+            ground = np.where(soil, bare, veg)
+            ground *= texture
+            ground[lake] = np.float32(_WATER[b]) * texture[lake]
+            ground *= np.float32(1.0) - s_alpha * np.float32(1.0 - _SHADOW_FACTOR[b])
+            ground += np.float32(_PATH_REFLECTANCE[b]) * haze
+            cloud = cloud_bright * np.float32(_CLOUD_TINT[b])
+            toa[b] = ground + alpha * (cloud - ground)
+
+        truth[lake] = WATER
+        truth[s_alpha >= 0.5] = SHADOW
+        truth[alpha >= 0.5] = CLOUD
+        truth[~valid] = NODATA
+        toa[:, ~valid] = np.nan
+        return toa, truth
+
+    def noise(self, row0: int, nrows: int, band: int) -> NDArray[np.float32]:
+        """Sensor noise (unit std) for a strip, different per band."""
+        ri = ((np.arange(row0, row0 + nrows) + 131 * band) % 509)[:, None]
+        ci = ((np.arange(self.width) + 71 * band) % 509)[None, :]
+        out: NDArray[np.float32] = self.patch[1 + band % 2][ri, ci]
+        return out
+
+
+# --- Writing ------------------------------------------------------------------------------------
+
+
+def write_sample_scene(
+    out_dir: Path,
+    scene_id: str,
+    *,
+    width: int = 1024,
+    height: int = 1024,
+    seed: int = 0,
+    cloud_fraction: float = 0.2,
+    shadow: bool = True,
+    water: bool = True,
+    dtype: str = "uint16",
+    blocksize: int = 256,
+    pixel_size: float = 8.0,
+    sun_elevation: float = 55.0,
+    sun_azimuth: float = 45.0,
+    acquired: datetime | None = None,
+    with_gains: bool = False,
+    epsg: int = 32723,
+    origin: tuple[float, float] = DEFAULT_ORIGIN,
+    cloud_height: float = 1500.0,
+    zlevel: int = 6,
+) -> SampleScene:
+    """Write a synthetic WPM L4 scene (4 DN bands, 4 XMLs, truth, thumbnail) into `out_dir`.
+
+    Files: <scene_id>_BAND{1..4}.tif (tiled `blocksize`, DEFLATE, nodata 0), <scene_id>_BAND{n}.xml,
+    <scene_id>_truth.tif (uint8 class codes, nodata 255) and <scene_id>.png. `acquired` defaults to
+    the date in an INPE-style `scene_id` at 13:30 UTC; path/row come from the id (0 otherwise).
+    `origin` is the UTM (x, y) of the upper-left corner. The same arguments give the same bytes.
+    """
+    if not 0.0 <= cloud_fraction <= 0.95:
+        raise ValueError(f"cloud_fraction must be in [0, 0.95], got {cloud_fraction}")
+    if dtype not in ("uint16", "int16"):
+        raise ValueError(f"dtype must be 'uint16' or 'int16', got {dtype!r}")
+    if width < 16 or height < 16:
+        raise ValueError(f"scene too small: {width} x {height}")
+    if blocksize % 16:
+        raise ValueError(f"blocksize must be a multiple of 16, got {blocksize}")
+    parsed = parse_scene_id(scene_id)
+    path, row = (parsed[1], parsed[2]) if parsed else (0, 0)
+    if acquired is None:
+        day = parsed[0] if parsed else datetime(2021, 7, 12, tzinfo=timezone.utc)
+        acquired = day + timedelta(hours=13, minutes=30, seconds=24)
+    elif acquired.tzinfo is None:
+        acquired = acquired.replace(tzinfo=timezone.utc)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = _SceneModel(
+        width,
+        height,
+        seed,
+        cloud_fraction,
+        shadow,
+        water,
+        pixel_size,
+        sun_elevation,
+        sun_azimuth,
+        cloud_height,
+    )
+    transform = Affine(pixel_size, 0.0, origin[0], 0.0, -pixel_size, origin[1])
+    crs = CRS.from_epsg(epsg)
+    gains = DEFAULT_GAINS
+    to_dn = (1.0 / reflectance_factors(gains, sun_elevation, acquired)).astype(np.float32)
+
+    bands = {key: out_dir / f"{scene_id}_{key}.tif" for key in BAND_KEYS}
+    xmls = {key: out_dir / f"{scene_id}_{key}.xml" for key in BAND_KEYS}
+    truth_path = out_dir / f"{scene_id}_truth.tif"
+    thumb_path = out_dir / f"{scene_id}.png"
+    block = blocksize
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": 1,
+        "crs": crs,
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "deflate",
+        "predictor": 2,
+        "zlevel": zlevel,
+        "interleave": "band",
+    }
+    thumb_step = max(1, math.ceil(max(width, height) / 400))
+    thumb_rows: list[NDArray[np.uint8]] = []
+    counts = np.zeros(256, dtype=np.int64)
+
+    with rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS=1):
+        outs = [
+            rasterio.open(bands[key], "w", **profile, dtype=dtype, nodata=0) for key in BAND_KEYS
+        ]
+        truth_ds = rasterio.open(truth_path, "w", **profile, dtype="uint8", nodata=NODATA)
+        try:
+            for row0 in range(0, height, block):
+                nrows = min(block, height - row0)
+                toa, truth = model.render(row0, nrows)
+                valid = truth != NODATA
+                window = Window(0, row0, width, nrows)
+                dn_strip = np.zeros((4, nrows, width), dtype=dtype)
+                for b, ds in enumerate(outs):
+                    dn = toa[b] * to_dn[b] + np.float32(1.5) * model.noise(row0, nrows, b)
+                    np.clip(dn, 1, _DN_MAX, out=dn)
+                    dn_strip[b] = np.where(valid, np.rint(dn), 0).astype(dtype)
+                    ds.write(dn_strip[b], 1, window=window)
+                truth_ds.write(truth, 1, window=window)
+                counts += np.bincount(truth.ravel(), minlength=256)
+                first = (-row0) % thumb_step
+                if first < nrows:
+                    rgb = dn_strip[[2, 1, 0], first::thumb_step, ::thumb_step].astype(np.float32)
+                    thumb_rows.append(np.clip(rgb * (255 / 700), 0, 255).astype(np.uint8))
+        finally:
+            for ds in [*outs, truth_ds]:
+                ds.close()
+    _write_png(thumb_path, np.concatenate(thumb_rows, axis=1))
+
+    corners_px = model.footprint.corners()
+    lonlat = _to_lonlat(crs, transform, corners_px)
+    ring = [lonlat[0], lonlat[3], lonlat[2], lonlat[1], lonlat[0]]  # counter-clockwise
+    footprint = {"type": "Polygon", "coordinates": [[list(p) for p in ring]]}
+    lons = [p[0] for p in lonlat]
+    lats = [p[1] for p in lonlat]
+    scene = SampleScene(
+        scene_id=scene_id,
+        directory=out_dir,
+        bands=bands,
+        xml=xmls,
+        truth=truth_path,
+        thumbnail=thumb_path,
+        width=width,
+        height=height,
+        transform=transform,
+        crs=crs,
+        footprint=footprint,
+        bbox=(min(lons), min(lats), max(lons), max(lats)),
+        acquired=acquired,
+        sun_elevation=sun_elevation,
+        sun_azimuth=sun_azimuth,
+        path=path,
+        row=row,
+        gains=gains,
+        with_gains=with_gains,
+        dtype=dtype,
+        class_counts={int(c): int(n) for c, n in enumerate(counts) if n},
+    )
+    for number, key in enumerate(BAND_KEYS, start=1):
+        write_inpe_xml(scene, number, xmls[key], corners_px=corners_px)
+    return scene
+
+
+def _to_lonlat(
+    crs: CRS, transform: Affine, points: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    xs, ys = zip(*(transform * p for p in points), strict=True)
+    lons, lats = warp_transform(crs, CRS.from_epsg(4326), list(xs), list(ys))
+    return [(round(lon, 6), round(lat, 6)) for lon, lat in zip(lons, lats, strict=True)]
+
+
+def _write_png(path: Path, rgb: NDArray[np.uint8]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(
+            path, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3, dtype="uint8"
+        ) as dst:
+            dst.write(rgb)
+    aux = path.with_name(path.name + ".aux.xml")
+    aux.unlink(missing_ok=True)
+
+
+# --- INPE XML -----------------------------------------------------------------------------------
+
+
+def _sub(parent: ET.Element, tag: str, text: object = None, **attrib: str) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{XML_NAMESPACE}}}{tag}", attrib)
+    if text is not None:
+        element.text = str(text)
+    return element
+
+
+def _iso(when: datetime, digits: int = 6) -> str:
+    text = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text[: len(text) - 6 + digits] if digits else text[:-7]
+
+
+def write_inpe_xml(
+    scene: SampleScene,
+    band: int,
+    out: Path,
+    *,
+    corners_px: list[tuple[float, float]] | None = None,
+) -> Path:
+    """Write the INPE "prdf" XML of one band of `scene` (structure of the real WPM L4 files).
+
+    Carries absoluteCalibrationCoefficient for bands 1..4 only when `scene.with_gains`.
+    `corners_px` are the footprint's (col, row) corners UL, UR, LR, LL (for imageData).
+    """
+    ET.register_namespace("", XML_NAMESPACE)
+    root = ET.Element(f"{{{XML_NAMESPACE}}}prdf", {"generator": "stacmask.samples"})
+    satellite = _sub(root, "satellite")
+    _sub(satellite, "name", "CBERS")
+    _sub(satellite, "number", "4A")
+    _sub(satellite, "instrument", "WPM", channel="1")
+    _sub(root, "imageMode", "VIEW")
+    available = _sub(root, "availableBands")
+    for number in range(5):
+        _sub(available, "band", number)
+    begin = scene.acquired - timedelta(seconds=6.861)
+    end = scene.acquired + timedelta(seconds=6.861)
+    viewing = _sub(root, "viewing")
+    for tag, when in (("begin", begin), ("center", scene.acquired), ("end", end)):
+        _sub(viewing, tag, _iso(when, 3))
+
+    image = _sub(root, "image")
+    _sub(image, "processingStation", "Sao Jose dos Campos")
+    _sub(image, "processingTime", _iso(scene.acquired + timedelta(hours=15)))
+    _sub(image, "level", 4)
+    _sub(image, "columns", scene.width)
+    _sub(image, "lines", scene.height)
+    _sub(image, "verticalPixelSize", f"{abs(scene.transform.e):.6f}")
+    _sub(image, "horizontalPixelSize", f"{scene.transform.a:.6f}")
+    _sub(image, "orbitDirection", "Descending")
+    stamp = _sub(image, "timeStamp")
+    for tag, when in (("begin", begin), ("center", scene.acquired), ("end", end)):
+        _sub(stamp, tag, _iso(when))
+    _sub(image, "path", scene.path)
+    _sub(image, "row", scene.row)
+    sun = _sub(image, "sunPosition")
+    _sub(sun, "elevation", f"{scene.sun_elevation:.4f}")
+    _sub(sun, "sunAzimuth", f"{scene.sun_azimuth:.4f}")
+    if scene.with_gains:
+        coefficients = _sub(image, "absoluteCalibrationCoefficient")
+        for number, gain in enumerate(scene.gains, start=1):
+            _sub(coefficients, "band", f"{gain:.6f}", name=str(number))
+
+    w, h = scene.width, scene.height
+    raster_corners = [(0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))]
+    raster_corners.append((w / 2, h / 2))
+    _corner_block(_sub(image, "boundingBox"), scene, raster_corners)
+    if corners_px is not None:
+        cx = sum(p[0] for p in corners_px) / 4
+        cy = sum(p[1] for p in corners_px) / 4
+        _corner_block(_sub(image, "imageData"), scene, [*corners_px, (cx, cy)])
+    _sub(image, "datumName", "WGS84")
+    _sub(image, "projectionName", "UTM")
+    _sub(image, f"band{band}", f"/sge/TIFF/CBERS4A/{scene.scene_id}_BAND{band}.tif")
+    ET.indent(root, space="  ")
+    out.write_bytes(ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n")
+    return out
+
+
+def _corner_block(
+    parent: ET.Element, scene: SampleScene, corners: list[tuple[float, float]]
+) -> None:
+    lonlat = _to_lonlat(scene.crs, scene.transform, corners)
+    for name, (col, line), (lon, lat) in zip(
+        ("UL", "UR", "LR", "LL", "CT"), corners, lonlat, strict=True
+    ):
+        x, y = scene.transform * (col, line)
+        corner = _sub(parent, name)
+        _sub(corner, "line", f"{line:.6f}")
+        _sub(corner, "column", f"{col:.6f}")
+        _sub(corner, "latitude", f"{lat:.6f}")
+        _sub(corner, "longitude", f"{lon:.6f}")
+        _sub(corner, "northing", round(y))
+        _sub(corner, "easting", round(x))
+
+
+# --- STAC item ----------------------------------------------------------------------------------
+
+
+def inpe_data_path(scene: SampleScene) -> str:
+    """Relative folder of a scene's files in INPE's data tree, as in BDC band hrefs.
+
+    e.g. CB4A-WPM-L4-DN/2021_07/CBERS_4A_WPM_RAW_2021_07_12.13_25_00_ETC2/212_132_0/4_BC_UTM_WGS84
+    """
+    t = scene.acquired.astimezone(timezone.utc)
+    start = (t - timedelta(minutes=5)).replace(second=0, microsecond=0)
+    start = start.replace(minute=start.minute - start.minute % 5)
+    raw = f"CBERS_4A_WPM_RAW_{start:%Y_%m_%d.%H_%M_%S}_ETC2"
+    return f"CB4A-WPM-L4-DN/{t:%Y_%m}/{raw}/{scene.path:03d}_{scene.row:03d}_0/4_BC_UTM_WGS84"
+
+
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sample_item(
+    scene: SampleScene,
+    base_url: str,
+    collection: str = DEFAULT_COLLECTION,
+    *,
+    path_prefix: str | None = None,
+) -> dict[str, Any]:
+    """STAC item dict for `scene` in INPE BDC's layout, hrefs absolute under `base_url`.
+
+    Asset hrefs are <base_url>/<path_prefix>/<file>, path_prefix defaulting to
+    "data/" + inpe_data_path(scene). Links self/parent/collection/root point at a STAC API
+    rooted at base_url (as SampleStacApi serves it).
+    """
+    base = base_url.rstrip("/")
+    prefix = (path_prefix if path_prefix is not None else f"data/{inpe_data_path(scene)}").strip(
+        "/"
+    )
+    data = f"{base}/{prefix}"
+    begin = scene.acquired - timedelta(seconds=7)
+    end = scene.acquired + timedelta(seconds=7)
+    created = scene.acquired + timedelta(days=1)
+    common_names = ("blue", "green", "red", "nir")
+    assets: dict[str, Any] = {}
+    for number, key in enumerate(BAND_KEYS, start=1):
+        assets[key] = {
+            "href": f"{data}/{scene.bands[key].name}",
+            "type": GEOTIFF_MEDIA_TYPE,
+            "title": f"Band {number} ({common_names[number - 1]})",
+            "roles": ["data"],
+            "eo:bands": [{"name": key, "common_name": common_names[number - 1]}],
+        }
+    for key in BAND_KEYS:
+        assets[f"{key}_xml"] = {
+            "href": f"{data}/{scene.xml[key].name}",
+            "type": "application/xml",
+            "title": f"{key} XML metadata",
+            "roles": ["metadata"],
+        }
+    assets["thumbnail"] = {
+        "href": f"{data}/{scene.thumbnail.name}",
+        "type": "image/png",
+        "title": "Thumbnail",
+        "roles": ["thumbnail"],
+    }
+    item_url = f"{base}/collections/{collection}/items/{scene.scene_id}"
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json"],
+        "id": scene.scene_id,
+        "collection": collection,
+        "geometry": scene.footprint,
+        "bbox": list(scene.bbox),
+        "properties": {
+            "datetime": _rfc3339(scene.acquired),
+            "start_datetime": _rfc3339(begin),
+            "end_datetime": _rfc3339(end),
+            "created": _rfc3339(created),
+            "updated": _rfc3339(created),
+            "platform": "CBERS-4A",
+            "instruments": ["WPM"],
+            "constellation": "CBERS",
+            "eo:cloud_cover": 0,
+            "cbers:path": scene.path,
+            "cbers:row": scene.row,
+        },
+        "assets": assets,
+        "links": [
+            {"rel": "self", "href": item_url, "type": "application/geo+json"},
+            {
+                "rel": "parent",
+                "href": f"{base}/collections/{collection}",
+                "type": "application/json",
+            },
+            {
+                "rel": "collection",
+                "href": f"{base}/collections/{collection}",
+                "type": "application/json",
+            },
+            {"rel": "root", "href": f"{base}/", "type": "application/json"},
+        ],
+    }
