@@ -392,6 +392,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     api: SampleStacApi
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Dropped or reset connections are expected (fault injection, client timeouts).
+        if self.api.verbose:
+            super().handle_error(request, client_address)
+
 
 class SampleStacApi:
     """STAC API + Range-capable file server on 127.0.0.1, in a background thread.
@@ -985,10 +990,10 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
     if start >= size:
         return "unsatisfiable"
+    if start < 0 or end < start:
+        return None
     return start, min(end, size - 1)
 
 

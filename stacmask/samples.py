@@ -543,7 +543,7 @@ def write_sample_scene(
 def _to_lonlat(
     crs: CRS, transform: Affine, points: list[tuple[float, float]]
 ) -> list[tuple[float, float]]:
-    xs, ys = zip(*(transform * p for p in points), strict=True)
+    xs, ys = zip(*(transform @ p for p in points), strict=True)
     lons, lats = warp_transform(crs, CRS.from_epsg(4326), list(xs), list(ys))
     return [(round(lon, 6), round(lat, 6)) for lon, lat in zip(lons, lats, strict=True)]
 
@@ -647,7 +647,7 @@ def _corner_block(
     for name, (col, line), (lon, lat) in zip(
         ("UL", "UR", "LR", "LL", "CT"), corners, lonlat, strict=True
     ):
-        x, y = scene.transform * (col, line)
+        x, y = scene.transform @ (col, line)
         corner = _sub(parent, name)
         _sub(corner, "line", f"{line:.6f}")
         _sub(corner, "column", f"{col:.6f}")
