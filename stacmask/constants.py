@@ -45,6 +45,10 @@ DEFAULT_GAINS: Final = (0.29107, 0.297832, 0.232504, 0.178993)
 ESUN_WPM: Final = (1984.65, 1823.40, 1536.38, 981.91)
 XML_NAMESPACE: Final = "http://www.gisplan.com.br/xmlsat"
 
+# --- XML metadata (metadata.py) ---------------------------------------------------------------
+#: Largest XML metadata body accepted (real files are 20-170 kB).
+XML_MAX_BYTES: Final = 2_000_000
+
 # --- Mask class codes (Fmask/CFMask convention, cbers4a.md) ----------------------------------
 CLEAR: Final = 0
 WATER: Final = 1
@@ -81,3 +85,80 @@ LOCK_FILE: Final = ".stacmask.lock"
 
 INPE_PROVIDER_URL: Final = "https://www.gov.br/inpe/"
 STACMASK_URL: Final = "https://github.com/stacmask/stacmask"
+
+# --- Sensors: Sentinel-2 L1C and Landsat (issue 6) ---------------------------------------------
+#: Order in which overlapping classes are written into a class raster, highest first (the project
+#: order of notebook-method.md rule 8, with snow placed between cloud and water: a cloud over
+#: snow is cloud, and frozen water flagged as both snow and water is snow, as in Fmask).
+CLASS_PRIORITY: Final = (SHADOW, CLOUD, SNOW, WATER, CLEAR)
+
+#: Sentinel-2 MSI bands: (band id, asset key in Earth Search / stactools-style catalogs, native
+#: ground sampling distance in metres).
+SENTINEL2_BANDS: Final[tuple[tuple[str, str, int], ...]] = (
+    ("B01", "coastal", 60),
+    ("B02", "blue", 10),
+    ("B03", "green", 10),
+    ("B04", "red", 10),
+    ("B05", "rededge1", 20),
+    ("B06", "rededge2", 20),
+    ("B07", "rededge3", 20),
+    ("B08", "nir", 10),
+    ("B8A", "nir08", 20),
+    ("B09", "nir09", 60),
+    ("B10", "cirrus", 60),
+    ("B11", "swir16", 20),
+    ("B12", "swir22", 20),
+)
+#: The ten L1C bands s2cloudless's LightGBM model takes, in its order (s2cloudless MODEL_BANDS).
+S2CLOUDLESS_BANDS: Final = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
+#: Sentinel-2 L1C DN to TOA reflectance: rho = (DN + offset) / quantification. The offset is
+#: -1000 from processing baseline 04.00 on (ESA, January 2022), 0 before.
+S2_QUANTIFICATION_VALUE: Final = 10000.0
+S2_RADIO_ADD_OFFSET: Final = -1000.0
+S2_OFFSET_BASELINE: Final = "04.00"
+S2_NODATA: Final = 0
+#: Item properties the Sentinel-2 catalogs use for the processing baseline and for an offset
+#: that the provider already applied to the pixel values.
+PROP_S2_BASELINE: Final = "s2:processing_baseline"
+PROP_EARTHSEARCH_OFFSET_APPLIED: Final = "earthsearch:boa_offset_applied"
+
+#: Landsat Collection 2 pixel quality asset key (USGS and Planetary Computer catalogs).
+LANDSAT_QA_PIXEL_ASSET: Final = "qa_pixel"
+
+#: Optional second output asset: the cloud probability of a probabilistic detector, uint8
+#: percent 0-100, nodata 255 (the layout of the Earth Engine S2_CLOUD_PROBABILITY collection).
+PROBABILITY_ASSET: Final = "cloud_probability"
+PROBABILITY_NODATA: Final = 255
+PROP_PROBABILITY_THRESHOLD: Final = f"{PREFIX}:probability_threshold"
+
+
+# --- serve / search / export (issue 4) --------------------------------------------------------
+#: STAC Browser release built from npm by `stacmask browser build`, and the ol-stac version
+#: that a working build needs (newer ol-stac releases break the 4.0.x build).
+STAC_BROWSER_VERSION: Final = "4.0.1"
+STAC_BROWSER_PACKAGE: Final = "@radiantearth/stac-browser"
+OL_STAC_VERSION: Final = "1.5.1"
+#: Environment variable naming stacmask's cache folder (default ~/.cache/stacmask).
+CACHE_ENV: Final = "STACMASK_CACHE"
+DEFAULT_PORT: Final = 8000
+DEFAULT_HOST: Final = "127.0.0.1"
+#: Page size of the STAC API when a request gives no `limit`, and the largest page served.
+DEFAULT_PAGE_LIMIT: Final = 10
+MAX_PAGE_LIMIT: Final = 1000
+EXPORT_INDEX_FILE: Final = "index.geojson"
+#: Titles of the queryables that `stacmask serve` lists (STAC Browser shows them in its search).
+QUERYABLE_TITLES: Final[dict[str, str]] = {
+    "eo:cloud_cover": "Cloud cover (%)",
+    PROP_SHADOW_COVER: "Cloud-shadow cover (%)",
+    PROP_WATER_COVER: "Water cover (%)",
+    PROP_VALID_PIXELS: "Valid pixels",
+    PROP_METHOD: "Mask method",
+    PROP_BAND_MISMATCH: "Band sizes mismatch",
+    PROP_CALIBRATION: "Calibration source",
+    "view:sun_elevation": "Sun elevation (degrees)",
+    "view:sun_azimuth": "Sun azimuth (degrees)",
+    "cbers:path": "Path",
+    "cbers:row": "Row",
+}
+#: Queryables that are percentages (0 to 100).
+PERCENT_PROPERTIES: Final = ("eo:cloud_cover", PROP_SHADOW_COVER, PROP_WATER_COVER)

@@ -41,3 +41,25 @@ class ValidationFailed(StacmaskError):
 
 class StacmaskWarning(UserWarning):
     """A degraded but usable situation (e.g. default gains); `--strict` makes it an error."""
+
+
+# --- Sensors (issue 6) -------------------------------------------------------------------------
+class DecodeError(StacmaskError, ValueError):
+    """A quality band or detector input has the wrong type, shape or values to be decoded."""
+
+
+class ProfileError(StacmaskError):
+    """An unknown sensor profile, or an item that does not fit its profile."""
+
+
+class MethodUnavailable(StacmaskError):
+    """A mask method's optional dependency is not installed (the message says which extra)."""
+
+
+# --- serve / search / export (issue 4) --------------------------------------------------------
+class QueryError(StacmaskError):
+    """A search request is malformed (bad bbox, datetime, CQL2 filter, sortby, paging...)."""
+
+
+class BrowserBuildError(StacmaskError):
+    """STAC Browser could not be built (npm missing, npm failed) or is not built yet."""

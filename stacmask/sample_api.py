@@ -24,8 +24,8 @@ import copy
 import json
 import mimetypes
 import posixpath
-import shutil
 import socket
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -38,9 +38,17 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from stacmask.constants import DEFAULT_COLLECTION
-from stacmask.samples import SampleScene, inpe_data_path, sample_item, write_sample_scene
+from stacmask.samples import (
+    SampleScene,
+    inpe_data_path,
+    inpe_relative_dir,
+    sample_item,
+    scene_id_for,
+    write_sample_scene,
+)
 
 BASE_URL_PLACEHOLDER: Final = "{base_url}"
+DATA_PREFIX: Final = "/data/"
 GEOJSON: Final = "application/geo+json"
 JSON: Final = "application/json"
 CONFORMANCE: Final = (
@@ -102,18 +110,18 @@ class BadRequest(Exception):
 
 @dataclass
 class FaultRule:
-    """One injected fault; `remaining` None means always."""
+    """One injected fault; `remaining` None means every matching request."""
 
     kind: str  # "fail" | "delay" | "drop"
     path: str
-    prefix: bool
+    exact: bool
     remaining: int | None
     status: int = 500
     seconds: float = 0.0
     after_bytes: int | None = None
 
     def matches(self, path: str) -> bool:
-        return path.startswith(self.path) if self.prefix else path == self.path
+        return path == self.path if self.exact else path.startswith(self.path)
 
 
 @dataclass(frozen=True)
@@ -122,67 +130,62 @@ class FaultPlan:
 
     delay: float = 0.0
     status: int | None = None
-    drop_after: int | None = None  # bytes of body sent before closing; None = no drop
+    drop_after: int | None = None  # bytes of body sent before closing (-1: half); None = no drop
 
 
 class Faults:
-    """Thread-safe fault injection and per-path request counting for a SampleStacApi.
+    """Thread-safe fault injection and request counting for a SampleStacApi.
 
-    Paths are URL paths without the query string, percent-decoded (e.g. "/search",
-    "/data/CB4A-WPM-L4-DN/..."). With `prefix=True` a rule matches every path starting with it.
-    `times=None` means every request, otherwise the next `times` matching requests.
+    A rule applies to every request whose path (percent-decoded, without the query string)
+    starts with `prefix` ("/search", "/data/", the path of one asset), or equals it with
+    `exact=True`; `times=None` means every such request, otherwise the next `times` ones.
+    `requests` counts requests per path.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
-        self._counts: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
 
     def fail(
-        self, path: str, *, times: int | None = 1, status: int = 500, prefix: bool = False
+        self, prefix: str, status: int = 500, times: int | None = None, *, exact: bool = False
     ) -> None:
         """Answer HTTP `status` (JSON error body) to matching requests."""
-        self._add(FaultRule("fail", path, prefix, times, status=status))
+        self._add(FaultRule("fail", prefix, exact, times, status=status))
 
     def delay(
-        self, path: str, seconds: float, *, times: int | None = None, prefix: bool = False
+        self, prefix: str, seconds: float, times: int | None = None, *, exact: bool = False
     ) -> None:
         """Wait `seconds` before answering matching requests (to trigger client timeouts)."""
-        self._add(FaultRule("delay", path, prefix, times, seconds=seconds))
+        self._add(FaultRule("delay", prefix, exact, times, seconds=seconds))
 
     def drop(
         self,
-        path: str,
+        prefix: str,
+        times: int | None = None,
         *,
-        times: int | None = 1,
-        prefix: bool = False,
         after_bytes: int | None = None,
+        exact: bool = False,
     ) -> None:
-        """Send the headers and part of the body (half, or `after_bytes`), then close."""
-        self._add(FaultRule("drop", path, prefix, times, after_bytes=after_bytes))
+        """Send the real headers and part of the body (half, or `after_bytes`), then close."""
+        self._add(FaultRule("drop", prefix, exact, times, after_bytes=after_bytes))
 
     def clear(self) -> None:
-        """Remove every rule (counts are kept)."""
+        """Remove every rule (the request counts are kept)."""
         with self._lock:
             self._rules.clear()
 
-    def count(self, path: str, *, prefix: bool = False) -> int:
-        """Requests received so far for `path` (or every path under it with `prefix`)."""
+    def count(self, prefix: str, *, exact: bool = False) -> int:
+        """Requests received so far whose path starts with `prefix` (or equals it)."""
         with self._lock:
-            if not prefix:
-                return self._counts[path]
-            return sum(n for p, n in self._counts.items() if p.startswith(path))
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """A copy of the request counts per path."""
-        with self._lock:
-            return dict(self._counts)
+            if exact:
+                return self.requests[prefix]
+            return sum(n for path, n in self.requests.items() if path.startswith(prefix))
 
     def reset_counts(self) -> None:
         """Forget the request counts."""
         with self._lock:
-            self._counts.clear()
+            self.requests.clear()
 
     def _add(self, rule: FaultRule) -> None:
         if rule.remaining is not None and rule.remaining < 1:
@@ -191,21 +194,23 @@ class Faults:
             self._rules.append(rule)
 
     def plan(self, path: str) -> FaultPlan:
-        """Count a request and consume the rules that apply to it."""
+        """Count a request and consume the rules that apply to it (delays add up; the first
+        error or drop rule wins)."""
         delay = 0.0
         status: int | None = None
         drop: int | None = None
         with self._lock:
-            self._counts[path] += 1
+            self.requests[path] += 1
             for rule in self._rules:
                 if not rule.matches(path):
                     continue
                 if rule.kind == "delay":
                     delay += rule.seconds
-                elif rule.kind == "fail" and status is None and drop is None:
-                    status = rule.status
-                elif rule.kind == "drop" and status is None and drop is None:
-                    drop = -1 if rule.after_bytes is None else rule.after_bytes
+                elif status is None and drop is None:
+                    if rule.kind == "fail":
+                        status = rule.status
+                    else:
+                        drop = -1 if rule.after_bytes is None else rule.after_bytes
                 else:
                     continue
                 if rule.remaining is not None:
@@ -393,72 +398,84 @@ class _Server(ThreadingHTTPServer):
     api: SampleStacApi
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # Dropped or reset connections are expected (fault injection, client timeouts).
-        if self.api.verbose:
+        # Clients hanging up (GDAL does, after the bytes it wanted), dropped and timed-out
+        # connections are expected; anything else is a bug worth a traceback.
+        if self.api.verbose or not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 
 
 class SampleStacApi:
     """STAC API + Range-capable file server on 127.0.0.1, in a background thread.
 
-    `url` (no trailing slash) is known as soon as the object exists; requests are answered after
-    `start()` (or entering the context manager). Use `add_scene` to publish a SampleScene: its
-    files are served where its item's hrefs point, nothing is copied.
+    `url` (with a trailing slash, like INPE's root) is known as soon as the object exists;
+    requests are answered after `start()` or inside `with`. Files under `root` are served at
+    `<url>data/<path under root>`; `add_scene` publishes a SampleScene (nothing is copied).
+    `items` and `collections` are live dicts by id: tests may edit them between requests.
     """
 
     def __init__(
         self,
-        root_dir: Path | None = None,
-        *,
-        items: Iterable[Mapping[str, Any]] = (),
-        collections: Iterable[Mapping[str, Any]] | None = None,
+        root: Path | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        data_prefix: str = "/data/",
+        *,
+        items: Iterable[Mapping[str, Any]] = (),
+        collections: Iterable[Mapping[str, Any]] = (),
+        data_prefix: str = DATA_PREFIX,
         default_limit: int = 10,
         max_limit: int = 1000,
         verbose: bool = False,
     ) -> None:
-        self.root_dir = Path(root_dir).resolve() if root_dir is not None else None
+        self.root = Path(root).resolve() if root is not None else None
         self.data_prefix = "/" + data_prefix.strip("/") + "/"
         self.default_limit = default_limit
         self.max_limit = max_limit
         self.verbose = verbose
         self.faults = Faults()
+        #: Every request received, in order (method, path, query, Range header, status).
         self.requests: list[RequestRecord] = []
+        #: Published items and collections by id (insertion order is the search order).
+        self.items: dict[str, dict[str, Any]] = {}
+        self.collections: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._items: list[dict[str, Any]] = []
-        self._collections: dict[str, dict[str, Any]] = {}
         self._files: dict[str, Path] = {}
         self._server = _Server((host, port), _Handler)
         self._server.api = self
         self._thread: threading.Thread | None = None
         address = self._server.server_address
-        self.url = f"http://{address[0]!s}:{address[1]}"
-        for collection in collections if collections is not None else [default_collection()]:
+        self._base = f"http://{address[0]!s}:{address[1]}"
+        for collection in collections:
             self.add_collection(collection)
         for item in items:
             self.add_item(item)
+
+    @property
+    def url(self) -> str:
+        """Root URL of the API, with a trailing slash (e.g. http://127.0.0.1:41234/)."""
+        return self._base + "/"
 
     # lifecycle
     def start(self) -> SampleStacApi:
         """Serve in a daemon thread (idempotent); returns self."""
         if self._thread is None:
+            self._closing.clear()
             self._thread = threading.Thread(
                 target=self._server.serve_forever, name=f"SampleStacApi {self.url}", daemon=True
             )
             self._thread.start()
         return self
 
-    def close(self) -> None:
-        """Stop serving and release the port."""
+    def stop(self) -> None:
+        """Stop serving and release the port (requests stuck in a delay are cut short)."""
         self._closing.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
+
+    close = stop
 
     def __enter__(self) -> SampleStacApi:
         return self.start()
@@ -469,51 +486,60 @@ class SampleStacApi:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        self.stop()
 
     # content
     def _fill(self, obj: Any) -> Any:
         if isinstance(obj, str):
-            return obj.replace(BASE_URL_PLACEHOLDER, self.url)
+            return obj.replace(BASE_URL_PLACEHOLDER, self._base)
         if isinstance(obj, list):
             return [self._fill(v) for v in obj]
         if isinstance(obj, dict):
             return {k: self._fill(v) for k, v in obj.items()}
         return obj
 
-    def add_collection(self, collection: Mapping[str, Any]) -> dict[str, Any]:
-        """Publish (or replace) a collection dict; "{base_url}" is replaced by `url`."""
-        filled: dict[str, Any] = self._fill(copy.deepcopy(dict(collection)))
+    def add_collection(self, collection: str | Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+        """Publish (or replace) a collection: an id (INPE-like defaults, overridden by `fields`)
+        or a full collection dict. "{base_url}" in its strings becomes the server's URL."""
+        if isinstance(collection, str):
+            value = {**default_collection(collection), **fields}
+        else:
+            value = {**copy.deepcopy(dict(collection)), **fields}
+        filled: dict[str, Any] = self._fill(value)
         if not isinstance(filled.get("id"), str):
             raise ValueError("a collection needs a string id")
         with self._lock:
-            self._collections[filled["id"]] = filled
+            self.collections[filled["id"]] = filled
         return filled
 
     def add_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        """Publish (or replace, by collection and id) an item dict; "{base_url}" -> `url`.
-
-        An item whose collection is unknown gets a default INPE-like collection of that id.
-        """
+        """Publish (or replace, by id) an item dict; "{base_url}" in its strings becomes the
+        server's URL (without trailing slash). An unknown collection gets INPE-like defaults."""
         filled: dict[str, Any] = self._fill(copy.deepcopy(dict(item)))
-        item_id, collection = filled.get("id"), filled.get("collection")
-        if not isinstance(item_id, str) or not isinstance(collection, str):
-            raise ValueError("an item needs a string id and a string collection")
+        if not isinstance(filled.get("id"), str):
+            raise ValueError("an item needs a string id")
+        collection = filled.setdefault("collection", DEFAULT_COLLECTION)
+        if not isinstance(collection, str):
+            raise ValueError(f"item {filled['id']}: collection must be a string")
+        if collection not in self.collections:
+            self.add_collection(collection)
         with self._lock:
-            if collection not in self._collections:
-                self._collections[collection] = default_collection(collection)
-            self._items = [
-                i for i in self._items if (i["collection"], i["id"]) != (collection, item_id)
-            ]
-            self._items.append(filled)
+            self.items[filled["id"]] = filled
         return filled
 
+    def data_url(self, path: Path) -> str:
+        """URL of a file under `root`."""
+        if self.root is None:
+            raise ValueError("this server has no root folder")
+        relative = Path(path).resolve().relative_to(self.root).as_posix()
+        return self._base + quote(self.data_prefix + relative)
+
     def add_file(self, url_path: str, file: Path) -> str:
-        """Serve `file` at `url_path` (e.g. "/data/x/y.tif"); returns its absolute URL."""
+        """Serve `file` (anywhere) at `url_path` (e.g. "/data/x/y.tif"); returns its URL."""
         path = "/" + url_path.lstrip("/")
         with self._lock:
             self._files[path] = Path(file)
-        return self.url + quote(path)
+        return self._base + quote(path)
 
     def add_scene(
         self,
@@ -521,72 +547,67 @@ class SampleStacApi:
         collection: str = DEFAULT_COLLECTION,
         *,
         xml_paths: Mapping[str, Path] | None = None,
-        path_prefix: str | None = None,
     ) -> dict[str, Any]:
-        """Publish a SampleScene: serve its files where `sample_item` points, add its item.
+        """Publish a SampleScene and return its item (as stored: later edits need add_item).
 
+        A scene written under `root` is served from there (hrefs <url>data/<folder under root>/);
+        any other scene at INPE's href layout (<url>data/CB4A-WPM-L4-DN/YYYY_MM/...).
         `xml_paths` maps band keys ("BAND1".."BAND4") to other XML files (e.g. real INPE XMLs)
-        to serve instead of the scene's own XML at the BANDn_xml hrefs.
+        served instead of the scene's own at the BANDn_xml hrefs.
         """
-        prefix = path_prefix or (self.data_prefix.strip("/") + "/" + inpe_data_path(scene))
-        item = sample_item(scene, self.url, collection, path_prefix=prefix)
-        files = [*scene.bands.values(), *scene.xml.values(), scene.thumbnail]
-        for file in files:
-            self.add_file(f"{prefix.strip('/')}/{file.name}", file)
+        directory = scene.directory.resolve()
+        prefix = self.data_prefix.strip("/")
+        if self.root is not None and directory.is_relative_to(self.root):
+            prefix += "/" + directory.relative_to(self.root).as_posix()
+        else:
+            prefix += "/" + inpe_data_path(scene)
+            for file in [*scene.bands.values(), *scene.xml.values(), scene.thumbnail]:
+                self.add_file(f"{prefix}/{file.name}", file)
+        item = sample_item(scene, self._base, collection, path_prefix=prefix)
         for key, override in (xml_paths or {}).items():
             if key not in scene.xml:
                 raise ValueError(f"unknown band key {key!r} in xml_paths")
-            self.add_file(f"{prefix.strip('/')}/{scene.xml[key].name}", Path(override))
+            self.add_file(f"{prefix}/{scene.xml[key].name}", Path(override))
         return self.add_item(item)
 
-    @property
-    def items(self) -> list[dict[str, Any]]:
-        """Copies of the published items, in insertion order."""
-        with self._lock:
-            return copy.deepcopy(self._items)
-
-    @property
-    def collections(self) -> list[dict[str, Any]]:
-        """Copies of the published collections."""
-        with self._lock:
-            return copy.deepcopy(list(self._collections.values()))
-
-    def item_url(self, item_id: str, collection: str = DEFAULT_COLLECTION) -> str:
+    def item_url(self, item_id: str) -> str:
         """Absolute URL of a published item."""
-        return f"{self.url}/collections/{quote(collection)}/items/{quote(item_id)}"
-
-    def request_count(self, path: str, *, prefix: bool = False) -> int:
-        """Shortcut for `faults.count`."""
-        return self.faults.count(path, prefix=prefix)
+        collection = self.items[item_id].get("collection", DEFAULT_COLLECTION)
+        return f"{self._base}/collections/{quote(collection)}/items/{quote(item_id)}"
 
     # --- request handling (called from handler threads) ---
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
             self.requests.append(record)
 
+    def _snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.items.values())
+
     def _sleep(self, seconds: float) -> None:
         self._closing.wait(seconds)
 
-    def _served_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
+    def served(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """An item as the API answers it: its self, parent, collection and root links here."""
         out = copy.deepcopy(dict(item))
-        cid, iid = out["collection"], out["id"]
+        cid, iid = str(out.setdefault("collection", DEFAULT_COLLECTION)), str(out["id"])
         own = {"self", "parent", "collection", "root"}
         links = [link for link in out.get("links", []) if link.get("rel") not in own]
-        coll_url = f"{self.url}/collections/{quote(cid)}"
+        coll_url = f"{self._base}/collections/{quote(cid)}"
         out["links"] = [
             {"rel": "self", "href": f"{coll_url}/items/{quote(iid)}", "type": GEOJSON},
             {"rel": "parent", "href": coll_url, "type": JSON},
             {"rel": "collection", "href": coll_url, "type": JSON},
-            {"rel": "root", "href": f"{self.url}/", "type": JSON},
+            {"rel": "root", "href": f"{self._base}/", "type": JSON},
             *links,
         ]
         return out
 
-    def _served_collection(self, collection: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(dict(collection))
-        cid = out["id"]
-        with self._lock:
-            members = [i for i in self._items if i["collection"] == cid]
+    def collection(self, collection_id: str) -> dict[str, Any]:
+        """A collection as the API answers it: extent from its items, links here."""
+        out = copy.deepcopy(self.collections[collection_id])
+        cid = collection_id
+        members = [i for i in self._snapshot() if i.get("collection") == cid]
         boxes = [i["bbox"] for i in members if isinstance(i.get("bbox"), list)]
         if boxes:
             out.setdefault("extent", {})["spatial"] = {
@@ -611,20 +632,21 @@ class SampleStacApi:
                 }
         own = {"self", "parent", "root", "items"}
         links = [link for link in out.get("links", []) if link.get("rel") not in own]
-        coll_url = f"{self.url}/collections/{quote(cid)}"
+        coll_url = f"{self._base}/collections/{quote(cid)}"
         out["links"] = [
             {"rel": "self", "href": coll_url, "type": JSON},
-            {"rel": "parent", "href": f"{self.url}/", "type": JSON},
-            {"rel": "root", "href": f"{self.url}/", "type": JSON},
+            {"rel": "parent", "href": f"{self._base}/", "type": JSON},
+            {"rel": "root", "href": f"{self._base}/", "type": JSON},
             {"rel": "items", "href": f"{coll_url}/items", "type": GEOJSON},
             *links,
         ]
         return out
 
-    def landing_page(self) -> dict[str, Any]:
+    def landing(self) -> dict[str, Any]:
+        """The landing page."""
         with self._lock:
-            ids = list(self._collections)
-        root = f"{self.url}/"
+            ids = list(self.collections)
+        root = self.url
         return {
             "type": "Catalog",
             "stac_version": "1.1.0",
@@ -635,14 +657,19 @@ class SampleStacApi:
             "links": [
                 {"rel": "self", "href": root, "type": JSON},
                 {"rel": "root", "href": root, "type": JSON},
-                {"rel": "conformance", "href": f"{self.url}/conformance", "type": JSON},
-                {"rel": "data", "href": f"{self.url}/collections", "type": JSON},
-                {"rel": "search", "href": f"{self.url}/search", "type": GEOJSON, "method": "GET"},
-                {"rel": "search", "href": f"{self.url}/search", "type": GEOJSON, "method": "POST"},
+                {"rel": "conformance", "href": f"{self._base}/conformance", "type": JSON},
+                {"rel": "data", "href": f"{self._base}/collections", "type": JSON},
+                {"rel": "search", "href": f"{self._base}/search", "type": GEOJSON, "method": "GET"},
+                {
+                    "rel": "search",
+                    "href": f"{self._base}/search",
+                    "type": GEOJSON,
+                    "method": "POST",
+                },
                 *[
                     {
                         "rel": "child",
-                        "href": f"{self.url}/collections/{quote(cid)}",
+                        "href": f"{self._base}/collections/{quote(cid)}",
                         "type": JSON,
                     }
                     for cid in ids
@@ -690,12 +717,11 @@ class SampleStacApi:
         self, query: SearchQuery, *, endpoint: str, method: str, params: Mapping[str, Any]
     ) -> dict[str, Any]:
         """One FeatureCollection page of matching items with a `next` link if more remain."""
-        with self._lock:
-            items = list(self._items)
+        items = self._snapshot()
         matched = [i for i in items if query.matches(i)]
         page = matched[query.offset : query.offset + query.limit]
-        features = [self._served_item(i) for i in page]
-        links: list[dict[str, Any]] = [{"rel": "root", "href": f"{self.url}/", "type": JSON}]
+        features = [self.served(i) for i in page]
+        links: list[dict[str, Any]] = [{"rel": "root", "href": f"{self._base}/", "type": JSON}]
         next_offset = query.offset + len(page)
         if next_offset < len(matched):
             token = str(next_offset)
@@ -703,7 +729,7 @@ class SampleStacApi:
                 links.append(
                     {
                         "rel": "next",
-                        "href": f"{self.url}{endpoint}",
+                        "href": f"{self._base}{endpoint}",
                         "type": GEOJSON,
                         "method": "POST",
                         "body": {"token": token},
@@ -716,7 +742,7 @@ class SampleStacApi:
                 links.append(
                     {
                         "rel": "next",
-                        "href": f"{self.url}{endpoint}?{urlencode(args)}",
+                        "href": f"{self._base}{endpoint}?{urlencode(args)}",
                         "type": GEOJSON,
                         "method": "GET",
                     }
@@ -735,7 +761,7 @@ class SampleStacApi:
             registered = self._files.get(path)
         if registered is not None:
             return registered if registered.is_file() else None
-        if self.root_dir is None or not path.startswith(self.data_prefix):
+        if self.root is None or not path.startswith(self.data_prefix):
             return None
         relative = path[len(self.data_prefix) :]
         parts = relative.split("/")
@@ -743,8 +769,8 @@ class SampleStacApi:
             raise PermissionError(path)
         if relative.startswith("/") or posixpath.isabs(relative) or "" in parts:
             raise PermissionError(path)
-        candidate = (self.root_dir / relative).resolve()
-        if not candidate.is_relative_to(self.root_dir):
+        candidate = (self.root / relative).resolve()
+        if not candidate.is_relative_to(self.root):
             raise PermissionError(path)
         return candidate if candidate.is_file() else None
 
@@ -852,7 +878,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(405, "MethodNotAllowed", f"POST is not allowed on {path}")
             return
         if not parts:
-            self._json(200, api.landing_page())
+            self._json(200, api.landing())
         elif parts == ["conformance"]:
             self._json(200, {"conformsTo": list(CONFORMANCE)})
         elif parts == ["search"]:
@@ -870,19 +896,19 @@ class _Handler(BaseHTTPRequestHandler):
             page = api.search_page(search, endpoint="/search", method=method, params=params)
             self._json(200, page, GEOJSON)
         elif parts == ["collections"]:
-            colls = [api._served_collection(c) for c in api.collections]
+            with api._lock:
+                ids = list(api.collections)
             links = [
-                {"rel": "self", "href": f"{api.url}/collections", "type": JSON},
-                {"rel": "root", "href": f"{api.url}/", "type": JSON},
+                {"rel": "self", "href": f"{api.url}collections", "type": JSON},
+                {"rel": "root", "href": api.url, "type": JSON},
             ]
-            self._json(200, {"collections": colls, "links": links})
+            self._json(200, {"collections": [api.collection(c) for c in ids], "links": links})
         elif parts[0] == "collections" and len(parts) in (2, 3, 4):
             cid = parts[1]
-            found = [c for c in api.collections if c["id"] == cid]
-            if not found:
+            if cid not in api.collections:
                 self._error(404, "NotFound", f"collection {cid!r} not found")
             elif len(parts) == 2:
-                self._json(200, api._served_collection(found[0]))
+                self._json(200, api.collection(cid))
             elif parts[2] != "items":
                 self._error(404, "NotFound", f"no such endpoint: {path}")
             elif len(parts) == 3:
@@ -894,11 +920,11 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 self._json(200, page, GEOJSON)
             else:
-                matches = [i for i in api.items if i["collection"] == cid and i["id"] == parts[3]]
-                if not matches:
+                item = api.items.get(parts[3])
+                if item is None or item.get("collection", DEFAULT_COLLECTION) != cid:
                     self._error(404, "NotFound", f"item {parts[3]!r} not found in {cid!r}")
                 else:
-                    self._json(200, api._served_item(matches[0]), GEOJSON)
+                    self._json(200, api.served(item), GEOJSON)
         else:
             self._error(404, "NotFound", f"no such endpoint: {path}")
 
@@ -999,64 +1025,49 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
 
 # --- The demo source ----------------------------------------------------------------------------
 
-#: (date, path, row, cloud fraction, sun elevation, sun azimuth) of the demo scenes.
-_DEMO_SCENES: Final = (
-    ("20210712", 212, 132, 0.02, 48.0, 38.0),
-    ("20210805", 213, 132, 0.35, 52.0, 44.0),
-    ("20210829", 212, 133, 0.80, 57.0, 52.0),
-)
+#: Cloud fractions of the demo scenes, cycled: clear, partly cloudy, overcast, broken.
+DEMO_CLOUD_FRACTIONS: Final = (0.0, 0.25, 0.7, 0.45)
 
 
 def serve_sample_scenes(
     work_dir: Path,
     n_scenes: int = 3,
-    size: int = 512,
+    size: int = 1024,
     seed: int = 0,
     *,
     collection: str = DEFAULT_COLLECTION,
     verbose: bool = False,
 ) -> SampleStacApi:
-    """Write `n_scenes` synthetic scenes under `work_dir` and return a STARTED SampleStacApi.
+    """Write `n_scenes` sample scenes under `work_dir` and return a STARTED server offering them.
 
-    Scenes go clear, partly cloudy, very cloudy (then varied), with different dates, paths and
-    rows and neighbouring footprints. The caller closes the server (or uses it as a context
-    manager). Existing files in `work_dir/scenes` are replaced.
+    Scene i is acquired 2021-01-04 + 5 i days on path 221 + i % 3, row 116 + i, with cloud
+    fraction DEMO_CLOUD_FRACTIONS[i % 4] and neighbouring footprints. Files go where INPE keeps
+    them (work_dir/CB4A-WPM-L4-DN/YYYY_MM/...), so band hrefs look like BDC's. Close the server
+    when done (or use it in `with`).
     """
     work_dir = Path(work_dir)
-    scenes_dir = work_dir / "scenes"
-    if scenes_dir.exists():
-        shutil.rmtree(scenes_dir)
-    scenes: list[SampleScene] = []
-    for index in range(n_scenes):
-        date, path, row, cloud, elevation, azimuth = _DEMO_SCENES[index % len(_DEMO_SCENES)]
-        if index >= len(_DEMO_SCENES):
-            day = datetime.strptime(date, "%Y%m%d") + timedelta(days=26 * (index // 3))
-            date = f"{day:%Y%m%d}"
-            path += index // 3 * 2
-            cloud = (0.1, 0.5, 0.9)[index % 3]
-        scene_id = f"CBERS_4A_WPM_{date}_{path:03d}_{row:03d}_L4"
-        extent = size * 8.0
-        origin = (260000.0 + (path - 212) * extent * 1.1, 8300000.0 - (row - 132) * extent * 1.1)
-        scenes.append(
-            write_sample_scene(
-                scenes_dir / scene_id,
-                scene_id,
-                width=size,
-                height=size,
-                seed=seed + index,
-                cloud_fraction=cloud,
-                sun_elevation=elevation,
-                sun_azimuth=azimuth,
-                origin=origin,
-            )
-        )
     api = SampleStacApi(work_dir, verbose=verbose)
-    for scene in scenes:
+    first = datetime(2021, 1, 4, 13, 30, tzinfo=timezone.utc)
+    for i in range(n_scenes):
+        acquired = first + timedelta(days=5 * i)
+        path, row = 221 + (i % 3), 116 + i
+        scene = write_sample_scene(
+            work_dir / inpe_relative_dir(acquired, path, row),
+            scene_id_for(acquired, path, row),
+            width=size,
+            height=size,
+            seed=seed + i,
+            cloud_fraction=DEMO_CLOUD_FRACTIONS[i % len(DEMO_CLOUD_FRACTIONS)],
+            acquired=acquired,
+            origin=(300_000.0 + 40_000.0 * (i % 3), 8_300_000.0 - 30_000.0 * i),
+        )
         api.add_scene(scene, collection)
     return api.start()
 
 
 __all__ = [
+    "DATA_PREFIX",
+    "DEMO_CLOUD_FRACTIONS",
     "BadRequest",
     "FaultRule",
     "Faults",

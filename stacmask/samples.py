@@ -750,16 +750,21 @@ def _corner_block(
 # --- STAC item ----------------------------------------------------------------------------------
 
 
-def inpe_data_path(scene: SampleScene) -> str:
-    """Relative folder of a scene's files in INPE's data tree, as in BDC band hrefs.
+def inpe_relative_dir(acquired: datetime, path: int, row: int) -> str:
+    """Folder of a scene's files in INPE's data tree, relative to its data root.
 
     e.g. CB4A-WPM-L4-DN/2021_07/CBERS_4A_WPM_RAW_2021_07_12.13_25_00_ETC2/212_132_0/4_BC_UTM_WGS84
     """
-    t = scene.acquired.astimezone(timezone.utc)
+    t = acquired.astimezone(timezone.utc)
     start = (t - timedelta(minutes=5)).replace(second=0, microsecond=0)
     start = start.replace(minute=start.minute - start.minute % 5)
     raw = f"CBERS_4A_WPM_RAW_{start:%Y_%m_%d.%H_%M_%S}_ETC2"
-    return f"CB4A-WPM-L4-DN/{t:%Y_%m}/{raw}/{scene.path:03d}_{scene.row:03d}_0/4_BC_UTM_WGS84"
+    return f"CB4A-WPM-L4-DN/{t:%Y_%m}/{raw}/{path:03d}_{row:03d}_0/4_BC_UTM_WGS84"
+
+
+def inpe_data_path(scene: SampleScene) -> str:
+    """`inpe_relative_dir` of a scene: where BDC's band hrefs would put its files."""
+    return inpe_relative_dir(scene.acquired, scene.path, scene.row)
 
 
 def _rfc3339(when: datetime) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from affine import Affine
@@ -47,6 +47,9 @@ class BandStats:
     #: min and max of each band's raw values over the WHOLE raster, no-data included.
     minimum: tuple[float, float, float, float]
     maximum: tuple[float, float, float, float]
+    #: Pixels where blue, green and red disagree on holding data (the notebook's band-mismatch
+    #: test, (b1 xor b2) or (b2 xor b3) or (b1 xor b3)); the scene is flagged above 100.
+    mismatch_pixels: int = 0
 
 
 class BandSource(Protocol):
@@ -63,8 +66,8 @@ class BandSource(Protocol):
         """Row strips that tile the scene top to bottom, aligned to the source's blocks."""
         ...
 
-    def read_raw(self, window: Window) -> NDArray[np.float64]:
-        """Raw stored values (DN, or reflectance for a reflectance input), shape (4, h, w)."""
+    def read_raw(self, window: Window) -> NDArray[Any]:
+        """Stored values in their stored dtype (DN, or reflectance), shape (4, h, w)."""
         ...
 
     def read_reflectance(self, window: Window) -> NDArray[np.float32]:
@@ -74,3 +77,69 @@ class BandSource(Protocol):
     def valid(self, window: Window) -> NDArray[np.bool_]:
         """Pixels where all four bands hold data, shape (h, w)."""
         ...
+
+
+class ArrayBandSource:
+    """A BandSource over a (4, H, W) array held in memory (small scenes, tests, reflectance)."""
+
+    def __init__(
+        self,
+        values: NDArray[Any],
+        info: SceneInfo,
+        *,
+        reflectance_scale: float | None = None,
+        nodata: float | None = None,
+        strip_rows: int = 256,
+    ) -> None:
+        """`values` are DN converted with `info.gains`, or reflectance times `reflectance_scale`."""
+        self.values = values
+        self.info = info
+        self._scale = reflectance_scale
+        self._nodata = nodata
+        self._rows = strip_rows
+        finite = np.where(np.isfinite(values), values, np.nan)
+        self._stats = BandStats(
+            minimum=tuple(float(np.nanmin(b)) for b in finite),  # type: ignore[arg-type]
+            maximum=tuple(float(np.nanmax(b)) for b in finite),  # type: ignore[arg-type]
+        )
+
+    @property
+    def stats(self) -> BandStats:
+        """Whole-array band statistics."""
+        return self._stats
+
+    def strips(self) -> Iterator[Window]:
+        """Row strips of `strip_rows` rows."""
+        for top in range(0, self.info.height, self._rows):
+            yield Window(0, top, self.info.width, min(self._rows, self.info.height - top))
+
+    def _slice(self, window: Window) -> NDArray[Any]:
+        r, c = int(window.row_off), int(window.col_off)
+        return self.values[:, r : r + int(window.height), c : c + int(window.width)]
+
+    def read_raw(self, window: Window) -> NDArray[Any]:
+        """Stored values of a window."""
+        return self._slice(window)
+
+    def valid(self, window: Window) -> NDArray[np.bool_]:
+        """Pixels where every band holds a finite value (and not `nodata`)."""
+        raw = self._slice(window)
+        ok: NDArray[np.bool_] = np.all(np.isfinite(raw), axis=0)
+        if self._nodata is not None:
+            ok &= np.all(raw != self._nodata, axis=0)
+        return ok
+
+    def read_reflectance(self, window: Window) -> NDArray[np.float32]:
+        """TOA reflectance of a window; NaN where a band has no data."""
+        from stacmask.reflectance import reflectance_factors
+
+        raw = self._slice(window).astype(np.float32)
+        if self._scale is not None:
+            out = raw * np.float32(self._scale)
+        else:
+            factors = reflectance_factors(
+                self.info.gains, self.info.sun_elevation, self.info.acquired
+            )
+            out = raw * factors.astype(np.float32)[:, None, None]
+        out[:, ~self.valid(window)] = np.nan
+        return out

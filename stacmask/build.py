@@ -1,0 +1,268 @@
+"""`stacmask build`: search a STAC API, mask every scene, publish each one as it finishes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pystac
+
+from stacmask.catalog import CatalogFolder, check_id
+from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
+from stacmask.errors import StacmaskError
+from stacmask.inputs import band_hrefs, metadata_href, read_radiometry
+from stacmask.item import mask_item
+from stacmask.masking import MaskResult, mask_scene
+from stacmask.methods import DEFAULT_METHOD, get_method
+from stacmask.profiles import DEFAULT_PROFILE, get_profile
+from stacmask.reading import RasterBandSource
+from stacmask.sensor_scene import SensorOptions, mask_sensor_scene
+from stacmask.source import search_items, source_collection
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `stacmask build` was asked to do."""
+
+    out: Path
+    keys: BandKeys
+    stac_url: str = DEFAULT_STAC_URL
+    collection: str = DEFAULT_COLLECTION
+    bbox: Sequence[float] | None = None
+    datetime: str | None = None
+    ids: Sequence[str] | None = None
+    max_items: int | None = None
+    method: str = DEFAULT_METHOD
+    workers: int = 1
+    force: bool = False
+    timeout: float = 60.0
+    #: Sensor profile (profiles.py); sentinel2-l1c and landsat-c2 take `sensor` options.
+    profile: str = DEFAULT_PROFILE
+    sensor: SensorOptions = field(default_factory=SensorOptions)
+    #: Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster.
+    scheduler: str | None = None
+
+    @property
+    def output_collection(self) -> str:
+        """Id of the mask collection for the source collection."""
+        return f"{self.collection}-mask"
+
+
+@dataclass(frozen=True)
+class SceneTask:
+    """One scene to mask; plain data so that it can go to a worker process."""
+
+    item: dict[str, Any]
+    source_href: str | None
+    item_dir: Path
+    keys: BandKeys
+    method: str
+    timeout: float
+    profile: str = DEFAULT_PROFILE
+    sensor: SensorOptions = field(default_factory=SensorOptions)
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """What became of a scene: its mask item, or the stage and error that stopped it."""
+
+    scene_id: str
+    seconds: float
+    item: dict[str, Any] | None = None
+    result: MaskResult | None = None
+    stage: str = ""
+    error_type: str = ""
+    message: str = ""
+
+
+@dataclass
+class BuildReport:
+    """Counts of a build run, and the failures by scene id."""
+
+    found: int = 0
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no scene failed."""
+        return not self.failed
+
+
+def process_scene(task: SceneTask) -> SceneOutcome:
+    """Mask one scene into its item folder. Never raises for a scene's own faults."""
+    started = time.monotonic()
+    scene_id = str(task.item.get("id"))
+    stage = "item"
+    try:
+        source = pystac.Item.from_dict(task.item)
+        check_id(source.id)
+        if task.profile != DEFAULT_PROFILE:
+            stage = "mask"
+            item, result = mask_sensor_scene(
+                get_profile(task.profile),
+                source,
+                task.item_dir,
+                task.source_href,
+                task.sensor,
+                task.method,
+            )
+            return SceneOutcome(
+                scene_id,
+                time.monotonic() - started,
+                item=item.to_dict(transform_hrefs=False),
+                result=result,
+            )
+        hrefs = band_hrefs(source, task.keys)
+        stage = "metadata"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            radiometry = read_radiometry(
+                metadata_href(source, task.keys), source.datetime, task.timeout
+            )
+        stage = "read"
+        mask_path = task.item_dir / f"{source.id}_mask.tif"
+        preview_path = task.item_dir / f"{source.id}_preview.png"
+        with RasterBandSource(hrefs, radiometry.scene_info(), timeout=task.timeout) as bands:
+            stage = "mask"
+            method = get_method(task.method)
+            result = mask_scene(bands, method, mask_path, preview_path)
+            info = bands.info
+        stage = "item"
+        item = mask_item(
+            source,
+            result,
+            info,
+            mask_path,
+            preview_path,
+            task.source_href,
+            lineage=f"stacmask {task.method} method on the blue, green, red and NIR bands "
+            f"({', '.join(task.keys.bands)}) of {source.id}; gains: {result.calibration}",
+        )
+        return SceneOutcome(
+            scene_id,
+            time.monotonic() - started,
+            item=item.to_dict(transform_hrefs=False),
+            result=result,
+        )
+    except Exception as exc:  # one scene's fault, whatever it is, never stops the build
+        return SceneOutcome(
+            scene_id,
+            time.monotonic() - started,
+            stage=stage,
+            error_type=type(exc).__name__,
+            message=str(exc),
+        )
+
+
+def _describe(outcome: SceneOutcome) -> str:
+    if outcome.result is not None:
+        r = outcome.result
+        return (
+            f"done   {outcome.scene_id}: cloud {r.cloud_cover:.2f}%, shadow {r.shadow_cover:.2f}%, "
+            f"water {r.water_cover:.2f}% of {r.valid_pixels} valid pixels ({outcome.seconds:.1f} s)"
+        )
+    return f"FAILED {outcome.scene_id} [{outcome.stage}] {outcome.error_type}: {outcome.message}"
+
+
+def _run(
+    tasks: list[SceneTask], workers: int, scheduler: str | None = None
+) -> Iterable[SceneOutcome]:
+    if scheduler:
+        from stacmask.cluster import run_on_dask
+
+        yield from run_on_dask(tasks, scheduler)
+        return
+    if workers <= 1:
+        for task in tasks:
+            yield process_scene(task)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures: dict[Future[SceneOutcome], SceneTask] = {
+            pool.submit(process_scene, task): task for task in tasks
+        }
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def build(
+    options: BuildOptions, echo: Callable[[str], None] = print, progress: bool = True
+) -> BuildReport:
+    """Run a build; each finished scene joins the catalog at once, failures go to failures.json."""
+    from tqdm import tqdm
+
+    folder = CatalogFolder(options.out)
+    folder.ensure()
+    report = BuildReport()
+    items = list(
+        search_items(
+            options.stac_url,
+            options.collection,
+            bbox=options.bbox,
+            datetime=options.datetime,
+            ids=options.ids,
+            max_items=options.max_items,
+            timeout=options.timeout,
+        )
+    )
+    report.found = len(items)
+    echo(f"found {len(items)} scene(s) in {options.collection} at {options.stac_url}")
+    collection_json = source_collection(options.stac_url, options.collection, options.timeout)
+    present = folder.item_ids(options.output_collection)
+    tasks: list[SceneTask] = []
+    for item in items:
+        try:
+            item_dir = folder.item_dir(options.output_collection, item.id)
+        except StacmaskError as exc:
+            folder.record_failure(item.id, "item", type(exc).__name__, str(exc))
+            report.failed[item.id] = str(exc)
+            echo(f"FAILED {item.id!r} [item] {type(exc).__name__}: {exc}")
+            continue
+        if item.id in present and not options.force:
+            report.skipped.append(item.id)
+            continue
+        tasks.append(
+            SceneTask(
+                item=item.to_dict(transform_hrefs=False),
+                source_href=item.get_self_href(),
+                item_dir=item_dir,
+                keys=options.keys,
+                method=options.method,
+                timeout=options.timeout,
+                profile=options.profile,
+                sensor=options.sensor,
+            )
+        )
+    if report.skipped:
+        echo(
+            f"skipping {len(report.skipped)} scene(s) already in the catalog (use --force to redo)"
+        )
+    bar = tqdm(total=len(tasks), unit="scene", disable=not progress or not tasks, leave=False)
+    try:
+        for outcome in _run(tasks, options.workers, options.scheduler):
+            if outcome.item is not None:
+                item = pystac.Item.from_dict(outcome.item)
+                folder.add_item(item, options.output_collection, collection_json)
+                report.done.append(outcome.scene_id)
+            else:
+                folder.record_failure(
+                    outcome.scene_id, outcome.stage, outcome.error_type, outcome.message
+                )
+                report.failed[outcome.scene_id] = f"[{outcome.stage}] {outcome.message}"
+            bar.write(_describe(outcome))
+            bar.update(1)
+    finally:
+        bar.close()
+    return report

@@ -1,0 +1,51 @@
+"""Mask methods: each turns a BandSource into strips of class codes (numpy in, numpy out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from rasterio.windows import Window
+
+from stacmask.scene import BandSource
+
+
+class MaskMethod(Protocol):
+    """A cloud, shadow and water classifier."""
+
+    name: str
+
+    def classify(self, source: BandSource) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
+        """Yield (strip window, uint8 class codes) for every strip, top to bottom."""
+        ...
+
+
+def _physical() -> MaskMethod:
+    from stacmask.methods.physical import PhysicalMethod
+
+    return PhysicalMethod()
+
+
+def _notebook() -> MaskMethod:
+    from stacmask.methods.notebook import NotebookMethod
+
+    return NotebookMethod()
+
+
+#: Method name -> factory. The first is the default.
+METHODS: dict[str, Callable[[], MaskMethod]] = {
+    "physical": _physical,
+    "notebook": _notebook,
+}
+DEFAULT_METHOD = "physical"
+
+
+def get_method(name: str) -> MaskMethod:
+    """The method called `name`; ValueError naming the known ones otherwise."""
+    try:
+        return METHODS[name]()
+    except KeyError:
+        known = ", ".join(sorted(METHODS))
+        raise ValueError(f"unknown mask method {name!r}; known methods: {known}") from None

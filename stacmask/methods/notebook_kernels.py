@@ -1,0 +1,153 @@
+"""Compiled per-pixel kernels of the notebook method (numba), one fused loop per pass.
+
+Each kernel evaluates the notebook's normalization and indices pixel by pixel with the same
+float64 operations, in the same order, as the numpy expressions of notebook-method.md, so the
+values are identical; it only avoids numpy's temporaries and uses both cores. Quantities, in
+order: 0 NDVI, 1 WI, 2 HOT, 3 CI, 4 NSCD, 5 n2, 6 n4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
+from stacmask.statistics import HISTOGRAM_BINS
+
+QUANTITIES = ("ndvi", "wi", "hot", "ci", "nscd", "n2", "n4")
+_JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy"}
+
+
+@numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _pixel(raw: Any, r: int, c: int, g: Any, cmin: Any, span: Any, out: Any) -> bool:
+    """Normalized bands and indices of one pixel into `out` (7 values); returns the footprint."""
+    n1 = (raw[0, r, c] * g[0] - cmin[0]) / span[0]
+    n2 = (raw[1, r, c] * g[1] - cmin[1]) / span[1]
+    n3 = (raw[2, r, c] * g[2] - cmin[2]) / span[2]
+    n4 = (raw[3, r, c] * g[3] - cmin[3]) / span[3]
+    f = n1 != 0 and n2 != 0 and n3 != 0 and n4 != 0
+    m = 0.25 * n1 + 0.375 * n2 + 0.375 * n3
+    out[0] = (n4 - n3) / (n4 + n3) if f else 0.0
+    out[1] = abs(n1 - m) / m + abs(n2 - m) / m + abs(n3 - m) / m
+    out[2] = n1 - 0.45 * n3 - 0.08
+    out[3] = 3 * n4 / (n1 + n2 + n3) if f else 0.0
+    out[4] = n1 - 0.45 * n3 - 0.16 * n4 if f else n1 - 0.45 * n3
+    out[5] = n2
+    out[6] = n4
+    return bool(f)
+
+
+@numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _bin(x: float) -> int:
+    """The histogram bin of statistics.py's `_bins`, for one value."""
+    b = int((x / (1 + abs(x)) + 1) * (0.5 * HISTOGRAM_BINS))
+    return min(max(b, 0), HISTOGRAM_BINS - 1)
+
+
+@numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
+def moments(raw: Any, g: Any, cmin: Any, span: Any, chunks: int) -> Any:
+    """Pass 1: per row chunk, count, sum, sum of squares, min, max and histogram of each
+    quantity over its values that are neither 0 nor NaN."""
+    rows, cols = raw.shape[1], raw.shape[2]
+    count = np.zeros((chunks, 7), np.int64)
+    total = np.zeros((chunks, 7))
+    squares = np.zeros((chunks, 7))
+    low = np.full((chunks, 7), np.inf)
+    high = np.full((chunks, 7), -np.inf)
+    histogram = np.zeros((chunks, 7, HISTOGRAM_BINS), np.int64)
+    for k in numba.prange(chunks):
+        v = np.empty(7)
+        n = np.zeros(7, np.int64)
+        s1 = np.zeros(7)
+        s2 = np.zeros(7)
+        lo = np.full(7, np.inf)
+        hi = np.full(7, -np.inf)
+        hist = histogram[k]
+        for r in range(k * rows // chunks, (k + 1) * rows // chunks):
+            for c in range(cols):
+                _pixel(raw, r, c, g, cmin, span, v)
+                for q in range(7):
+                    x = v[q]
+                    if x != 0 and x == x:
+                        n[q] += 1
+                        s1[q] += x
+                        s2[q] += x * x
+                        lo[q] = min(lo[q], x)
+                        hi[q] = max(hi[q], x)
+                        hist[q, _bin(x)] += 1
+        count[k] = n
+        total[k] = s1
+        squares[k] = s2
+        low[k] = lo
+        high[k] = hi
+    return count, total, squares, low, high, histogram
+
+
+@numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
+def select(raw: Any, g: Any, cmin: Any, span: Any, wanted: Any, room: Any, chunks: int) -> Any:
+    """Pass 2: the values of each quantity that fall in its wanted bins (`wanted[q, bin]`).
+
+    Chunk k writes quantity q's values from `start[q] + k * room[q]` on, where `room[q]` bounds
+    what one chunk can find (the scene-wide count in the wanted bins, known from pass 1);
+    returns the buffer, those starts and how many each chunk found.
+    """
+    rows, cols = raw.shape[1], raw.shape[2]
+    start = np.zeros(8, np.int64)
+    for q in range(7):
+        start[q + 1] = start[q] + chunks * room[q]
+    values = np.empty(start[7])
+    found = np.zeros((chunks, 7), np.int64)
+    for k in numba.prange(chunks):
+        v = np.empty(7)
+        at = np.zeros(7, np.int64)
+        for q in range(7):
+            at[q] = start[q] + k * room[q]
+        first = at.copy()
+        for r in range(k * rows // chunks, (k + 1) * rows // chunks):
+            for c in range(cols):
+                _pixel(raw, r, c, g, cmin, span, v)
+                for q in range(7):
+                    x = v[q]
+                    if x != 0 and x == x and wanted[q, _bin(x)]:
+                        values[at[q]] = x
+                        at[q] += 1
+        found[k] = at - first
+    return values, start, found
+
+
+@numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
+def classify(raw: Any, g: Any, cmin: Any, span: Any, t: Any) -> Any:
+    """Pass 3: class codes from the thresholds `t` (see `thresholds` in notebook.py)."""
+    rows, cols = raw.shape[1], raw.shape[2]
+    out = np.empty((rows, cols), np.uint8)
+    for r in numba.prange(rows):
+        v = np.empty(7)
+        for c in range(cols):
+            if not _pixel(raw, r, c, g, cmin, span, v):
+                out[r, c] = NODATA
+                continue
+            ndvi, wi, hot, ci, nscd, n2, n4 = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+            cloud = t[0] < ndvi < t[1] and wi < t[2] and hot > t[3] and ci < t[4] and nscd > t[5]
+            dark = n2 < t[6] and n4 < t[7]
+            water = (ndvi < t[8] and n4 < t[9]) or (ndvi < t[10] and n4 < t[11])
+            if dark and not water:
+                out[r, c] = SHADOW
+            elif cloud:
+                out[r, c] = CLOUD
+            elif water:
+                out[r, c] = WATER
+            else:
+                out[r, c] = CLEAR
+    return out
+
+
+def as_kernel_input(raw: NDArray[Any]) -> NDArray[Any]:
+    """Strip values in a dtype the kernels take without copying where possible."""
+    return (
+        raw
+        if raw.dtype in (np.uint16, np.int16, np.uint8, np.float32, np.float64)
+        else (raw.astype(np.float64))
+    )

@@ -1,0 +1,77 @@
+"""Small raster helpers for tests: write DN bands as tiled GeoTIFFs, make real-data DN scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+
+from stacmask.constants import DEFAULT_GAINS, ESUN_WPM
+
+TRANSFORM = Affine(8.0, 0.0, 500_000.0, 0.0, -8.0, 8_500_000.0)
+
+
+def write_bands(
+    folder: Path,
+    dn: NDArray[np.generic],
+    *,
+    name: str = "scene",
+    blocksize: int = 256,
+    nodata: float | None = 0,
+    transform: Affine = TRANSFORM,
+    epsg: int = 32723,
+) -> list[Path]:
+    """Write a (4, H, W) array as BAND1..BAND4 single-band tiled DEFLATE GeoTIFFs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for b in range(dn.shape[0]):
+        path = folder / f"{name}_BAND{b + 1}.tif"
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=dn.shape[2],
+            height=dn.shape[1],
+            count=1,
+            dtype=dn.dtype,
+            crs=f"EPSG:{epsg}",
+            transform=transform,
+            nodata=nodata,
+            tiled=True,
+            blockxsize=blocksize,
+            blockysize=blocksize,
+            compress="deflate",
+        ) as dst:
+            dst.write(dn[b], 1)
+        paths.append(path)
+    return paths
+
+
+def rotated_footprint(height: int, width: int, angle_deg: float = 9.0) -> NDArray[np.bool_]:
+    """A rotated rectangle inside the raster, like the data area of a real L4 scene."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    y = (rows - height / 2) / (height / 2)
+    x = (cols - width / 2) / (width / 2)
+    a = np.radians(angle_deg)
+    u = x * np.cos(a) + y * np.sin(a)
+    v = -x * np.sin(a) + y * np.cos(a)
+    inside: NDArray[np.bool_] = (np.abs(u) < 0.86) & (np.abs(v) < 0.86)
+    return inside
+
+
+def dn_from_reflectance(reflectance: NDArray[np.floating]) -> NDArray[np.uint16]:
+    """WPM DN from TOA reflectance, no-data corners (DN 0) around a rotated footprint.
+
+    The inverse of stacmask's calibration with the default gains and no sun angles (sun at
+    zenith, d = 1 AU): DN = rho * ESUN / (pi * gain), so a build reads the reflectance back.
+    """
+    factors = np.array([e / (np.pi * g) for e, g in zip(ESUN_WPM, DEFAULT_GAINS, strict=True)])[
+        :, None, None
+    ]
+    dn = np.clip(np.round(reflectance * factors), 1, 4095).astype(np.uint16)
+    inside = rotated_footprint(dn.shape[1], dn.shape[2])
+    dn[:, ~inside] = 0
+    return dn

@@ -1,0 +1,84 @@
+"""Parity of the windowed notebook method with the in-memory float64 oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from stacmask.constants import CLOUD, DEFAULT_GAINS, SHADOW, WATER
+from stacmask.inputs import Radiometry
+from stacmask.masking import mask_scene
+from stacmask.methods.notebook import NotebookMethod
+from stacmask.reading import RasterBandSource
+from tests.conftest import shared_path
+from tests.notebook_oracle import notebook_oracle
+from tests.rasters import dn_from_reflectance, write_bands
+
+RADIOMETRY = Radiometry(DEFAULT_GAINS, "default", 50.0, 40.0, None)
+
+
+def _labelled_dn() -> np.ndarray:
+    """The real labelled Sentinel-2 scene as 10-bit DN with no-data corners."""
+    with rasterio.open(shared_path("data/labelled/sentinel2_reflectance.tif")) as src:
+        return dn_from_reflectance(src.read())
+
+
+def _check_parity(tmp_path: Path, dn: np.ndarray, blocksize: int) -> dict[str, float]:
+    paths = write_bands(tmp_path / "bands", dn, blocksize=blocksize)
+    with RasterBandSource(
+        [str(p) for p in paths], RADIOMETRY.scene_info(), strip_pixels=40_000
+    ) as source:
+        source_strips = list(source.strips())
+        result = mask_scene(source, NotebookMethod(), tmp_path / "mask.tif")
+    assert len(source_strips) > 1, "the test must exercise several strips"
+    with rasterio.open(tmp_path / "mask.tif") as src:
+        ours = src.read(1)
+    oracle = notebook_oracle(dn, DEFAULT_GAINS)
+    expected = oracle.classes()
+    total = int(oracle.footprint.sum())
+    agreement = {}
+    for name, code in (("cloud", CLOUD), ("shadow", SHADOW), ("water", WATER)):
+        agreement[name] = float(np.mean((ours == code) == (expected == code)))
+        assert agreement[name] >= 0.999, f"{name} agreement {agreement[name]:.5f}"
+    assert result.valid_pixels == total
+    assert result.cloud_cover == pytest.approx(100 * np.sum(expected == CLOUD) / total, abs=0.1)
+    assert result.shadow_cover == pytest.approx(100 * np.sum(expected == SHADOW) / total, abs=0.1)
+    assert result.water_cover == pytest.approx(100 * np.sum(expected == WATER) / total, abs=0.1)
+    assert result.band_mismatch == oracle.band_mismatch
+    return agreement
+
+
+def test_parity_on_real_labelled_scene(tmp_path: Path) -> None:
+    dn = _labelled_dn()
+    agreement = _check_parity(tmp_path, dn, blocksize=128)
+    # On this input the windowed evaluation is exact, not merely within tolerance.
+    assert agreement == {"cloud": 1.0, "shadow": 1.0, "water": 1.0}
+    oracle = notebook_oracle(dn, DEFAULT_GAINS)
+    assert oracle.cloud.any() and oracle.shadow.any(), "the scene must exercise the rules"
+
+
+def test_parity_on_real_cbers_clip_int16(tmp_path: Path) -> None:
+    """Real CBERS-4A WPM DN (int16, nodata 0); the clip has no NIR, so red stands in for it."""
+    bands = []
+    for name in ("BAND1", "BAND2", "BAND3", "BAND3"):
+        with rasterio.open(shared_path(f"data/cbers4a-wpm-clips/{name}.tif")) as src:
+            bands.append(src.read(1))
+    dn = np.stack(bands)
+    assert dn.dtype == np.int16
+    _check_parity(tmp_path, dn, blocksize=64)
+
+
+def test_band_mismatch_flag(tmp_path: Path) -> None:
+    dn = _labelled_dn()
+    dn[1, 100:120, 100:120] = 0  # green has a hole the other bands do not have
+    paths = write_bands(tmp_path / "bands", dn, blocksize=128)
+    with RasterBandSource(
+        [str(p) for p in paths], RADIOMETRY.scene_info(), strip_pixels=40_000
+    ) as source:
+        result = mask_scene(source, NotebookMethod(), tmp_path / "mask.tif")
+    assert result.band_mismatch
+    assert result.mismatch_pixels == 400
+    assert notebook_oracle(dn, DEFAULT_GAINS).band_mismatch

@@ -1,0 +1,171 @@
+"""The default (physical) method and `stacmask evaluate` on real and synthetic scenes."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from stacmask.cli import app
+from stacmask.constants import CLOUD, DEFAULT_GAINS, ESUN_WPM
+from stacmask.evaluate import evaluate_files, score
+from stacmask.inputs import Radiometry
+from stacmask.methods import DEFAULT_METHOD
+from stacmask.methods.physical import PhysicalMethod
+from stacmask.reading import RasterBandSource
+from stacmask.samples import write_sample_scene
+from stacmask.scene import ArrayBandSource, SceneInfo
+from tests.conftest import shared_path
+
+runner = CliRunner()
+WHEN = datetime(2021, 1, 10, 13, 30, tzinfo=timezone.utc)
+
+
+def test_physical_is_the_default() -> None:
+    assert DEFAULT_METHOD == "physical"
+
+
+def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
+    """`mask --reflectance` with no options, then `evaluate`: the floors are the scores reached
+    when the method was set (kappa 0.873, cloud F1 0.906, shadow F1 0.866, errors +0.9/+0.6)."""
+    reflectance = shared_path("data/labelled/sentinel2_reflectance.tif")
+    truth = shared_path("data/labelled/sentinel2_truth.tif")
+    out = tmp_path / "mask.tif"
+    result = runner.invoke(app, ["mask", str(out), "--reflectance", str(reflectance), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["method"] == "physical" and report["calibration"] == "reflectance"
+    scores = evaluate_files(out, truth)
+    assert scores.kappa >= 0.86
+    assert scores.cloud_f1 >= 0.90
+    assert scores.shadow_f1 >= 0.85
+    assert abs(scores.cloud_cover_error) <= 1.5
+    assert abs(scores.shadow_cover_error) <= 1.5
+    shown = runner.invoke(app, ["evaluate", str(out), str(truth), "--json"])
+    assert json.loads(shown.output)["kappa"] == scores.kappa
+
+
+def _synthetic_cover(tmp_path: Path, fraction: float) -> tuple[float, float]:
+    scene = write_sample_scene(
+        tmp_path / f"s{fraction}",
+        "CBERS_4A_WPM_20210110_221_116_L4",
+        width=512,
+        height=512,
+        seed=11,
+        cloud_fraction=fraction,
+        acquired=WHEN,
+    )
+    radiometry = Radiometry(DEFAULT_GAINS, "default", scene.sun_elevation, scene.sun_azimuth, WHEN)
+    hrefs = [str(scene.bands[f"BAND{b}"]) for b in range(1, 5)]
+    with RasterBandSource(hrefs, radiometry.scene_info()) as source:
+        classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
+    with rasterio.open(scene.truth) as src:
+        scores = score(classes, src.read(1))
+    return scores.cloud_cover_true, scores.cloud_cover_predicted
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.15, 0.35, 0.6, 0.9])
+def test_cloud_cover_tracks_truth_with_no_ceiling(tmp_path: Path, fraction: float) -> None:
+    true, predicted = _synthetic_cover(tmp_path, fraction)
+    assert true == pytest.approx(100 * fraction, abs=1.0)
+    assert predicted == pytest.approx(true, abs=3.0)
+
+
+def test_clear_scene_of_soil_water_and_built_up_has_no_cloud(tmp_path: Path) -> None:
+    scene = write_sample_scene(
+        tmp_path / "clear",
+        "CBERS_4A_WPM_20210110_221_116_L4",
+        width=512,
+        height=512,
+        seed=5,
+        cloud_fraction=0.0,
+        acquired=WHEN,
+    )
+    dn = np.stack([rasterio.open(scene.bands[f"BAND{b}"]).read(1) for b in range(1, 5)])
+    # A built-up district: grey, bright TOA reflectance (roofs, concrete, asphalt) ...
+    elevation = scene.sun_elevation
+    built = np.array([0.16, 0.15, 0.16, 0.22])
+    factor = np.array(
+        [
+            math.pi * g / (e * math.sin(math.radians(elevation)))
+            for g, e in zip(DEFAULT_GAINS, ESUN_WPM, strict=True)
+        ]
+    )
+    dn[:, 200:320, 200:320] = np.round(built / factor)[:, None, None].astype(dn.dtype)
+    # ... and very bright bare soil (reddish, high red and NIR).
+    soil = np.array([0.14, 0.17, 0.24, 0.30])
+    dn[:, 340:420, 120:260] = np.round(soil / factor)[:, None, None].astype(dn.dtype)
+    info = SceneInfo(
+        512,
+        512,
+        scene.transform,
+        scene.crs,
+        8.0,
+        elevation,
+        scene.sun_azimuth,
+        WHEN,
+        DEFAULT_GAINS,
+        "default",
+    )
+    source = ArrayBandSource(dn, info, nodata=0)
+    classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
+    valid = classes != 255
+    assert np.count_nonzero(classes[valid] == CLOUD) / valid.sum() < 0.01
+    water = np.count_nonzero(classes == 1)
+    assert water > 0, "the scene's water body must be found"
+
+
+def test_landsat8_clouds_agree_with_its_bqa() -> None:
+    """Real Landsat-8 DN and MTL rescaling; the BQA cloud confidence is a weak reference."""
+    folder = "data/landsat8-cloudy"
+    dn = np.stack(
+        [rasterio.open(shared_path(f"{folder}/l8_B{b}.tif")).read(1) for b in (2, 3, 4, 5)]
+    )
+    mtl = shared_path(f"{folder}/l8_MTL.txt").read_text()
+    elevation = float(mtl.split("SUN_ELEVATION = ")[1].split()[0])
+    azimuth = float(mtl.split("SUN_AZIMUTH = ")[1].split()[0])
+    rho = (dn.astype(np.float32) * 2e-5 - 0.1) / math.sin(math.radians(elevation))
+    with rasterio.open(shared_path(f"{folder}/l8_B2.tif")) as src:
+        info = SceneInfo(
+            src.width,
+            src.height,
+            src.transform,
+            src.crs,
+            30.0,
+            elevation,
+            azimuth,
+            None,
+            (1.0, 1.0, 1.0, 1.0),
+            "reflectance",
+        )
+    classes = np.concatenate(
+        [c for _, c in PhysicalMethod().classify(ArrayBandSource(rho, info, reflectance_scale=1.0))]
+    )
+    confidence = (rasterio.open(shared_path(f"{folder}/l8_BQA.tif")).read(1) >> 14) & 3
+    cloud = classes == CLOUD
+    high = confidence == 3
+    assert np.mean(confidence[cloud] >= 2) >= 0.9, "our clouds must lie in BQA cloud"
+    assert 0.5 * high.mean() <= cloud.mean() <= 1.5 * high.mean()
+
+
+def test_evaluate_on_a_hand_made_case(tmp_path: Path) -> None:
+    truth = np.array([[0, 0, 4, 4], [2, 2, 1, 255]], np.uint8)
+    pred = np.array([[0, 4, 4, 4], [2, 0, 1, 4]], np.uint8)
+    s = score(pred, truth)
+    # labelled: 7 pixels; rows truth, columns predicted (clear, cloud, shadow)
+    assert s.confusion == [[2, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert s.overall_accuracy == pytest.approx(5 / 7, abs=1e-5)
+    po, pe = 5 / 7, (3 * 3 + 2 * 3 + 2 * 1) / 49
+    assert s.kappa == pytest.approx((po - pe) / (1 - pe), abs=1e-5)
+    assert s.cloud_f1 == pytest.approx(2 * 2 / (3 + 2), abs=1e-5)
+    assert s.shadow_f1 == pytest.approx(2 * 1 / (1 + 2), abs=1e-5)
+    assert s.cloud_cover_error == pytest.approx(100 * (3 - 2) / 7, abs=1e-3)
+    mismatched = np.zeros((3, 3), np.uint8)
+    with pytest.raises(Exception, match="shapes differ"):
+        score(mismatched, truth)
