@@ -5,16 +5,16 @@
 - a STAC API (landing page, conformance, collections, items, item search by GET and POST with
   collections/ids/bbox/intersects/datetime/limit and `next`-link paging), and
 - static files under a data prefix (`/data/` by default): files registered for a scene
-  (`add_scene`, `add_file`) and, if given, anything under `root_dir`, with HTTP Range support so
-  GDAL's /vsicurl/ can read GeoTIFFs. Paths never resolve outside `root_dir`.
+  (`add_scene`, `add_file`) and, if given, anything under `root`, with HTTP Range support so
+  GDAL's /vsicurl/ can read GeoTIFFs. Paths never resolve outside `root` (403).
 
 `api.faults` injects failures (HTTP errors, delays, dropped connections) and counts requests per
 path, for tests of retries and timeouts. `serve_sample_scenes` writes a few synthetic scenes and
 returns a started server: the offline demo catalog.
 
-Items are stored as dicts; the literal "{base_url}" in any string of an added item or collection
-is replaced by the server's URL. Served items get links self/parent/collection/root that point at
-this server.
+Items and collections are plain dicts in `api.items` / `api.collections` (by id); the literal
+"{base_url}" in any string of an added item or collection is replaced by the server's URL
+(without trailing slash). Served items get self/parent/collection/root links to this server.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import posixpath
 import socket
 import sys
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ _CONTENT_TYPES: Final = {
     ".jpg": "image/jpeg",
 }
 _CHUNK: Final = 1 << 16
+_MAX_BODY: Final = 1 << 20  # search bodies are small
 
 
 def default_collection(collection_id: str = DEFAULT_COLLECTION) -> dict[str, Any]:
@@ -800,13 +802,22 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = unquote(split.path)
         self._status = 0
-        body_len = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(body_len) if body_len > 0 else b""
+        self._drop_after: int | None = None
+        try:
+            body_len = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            body_len = -1
+        if not 0 <= body_len <= _MAX_BODY:
+            self.close_connection = True
+            self._error(400, "BadRequest", "missing, bad or too large Content-Length")
+            return
+        # always drain the body: the connection is kept alive
+        raw_body = self.rfile.read(body_len) if body_len else b""
         plan = api.faults.plan(path)
+        self._drop_after = plan.drop_after
         try:
             if plan.delay:
                 api._sleep(plan.delay)
-            self._drop_after = plan.drop_after
             if plan.status is not None:
                 self._error(plan.status, "InjectedFault", f"injected HTTP {plan.status} for {path}")
             elif path.startswith(api.data_prefix) or path in api._files:
@@ -817,7 +828,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "BadRequest", str(exc))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception as exc:  # a bug in the sample server: answer 500, don't hang
+        except Exception as exc:  # a bug in the sample server: say so loudly, answer 500
+            traceback.print_exc()
             self._error(500, "ServerError", f"{type(exc).__name__}: {exc}")
         finally:
             api._record(

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -364,3 +365,44 @@ def test_demo_scenes_vary_in_cloud_cover(api: SampleStacApi) -> None:
         valid = data != 255
         covers.append(float((data[valid] == 4).mean()))
     assert covers[0] == 0.0 and 0.2 < covers[1] < 0.3 and 0.65 < covers[2] < 0.75
+
+
+def test_fault_rules_exact_times_and_request_log(api: SampleStacApi) -> None:
+    href = api.items[IDS[2]]["assets"]["BAND1_xml"]["href"]
+    path = _path(href)
+    api.faults.fail(path + "-not-this", exact=True)  # exact: no effect on `path`
+    api.faults.fail(path, 503, times=2)
+    api.faults.delay(path, 0.2, times=1)
+    started = time.monotonic()
+    statuses = [requests.get(href, timeout=10).status_code for _ in range(3)]
+    assert statuses == [503, 503, 200]
+    assert time.monotonic() - started >= 0.2
+    records = [r for r in api.requests if r.path == path][-3:]
+    assert [r.status for r in records] == [503, 503, 200]
+    assert all(r.method == "GET" for r in records)
+    with pytest.raises(ValueError):
+        api.faults.fail(path, times=0)
+
+
+def test_parallel_range_reads(api: SampleStacApi) -> None:
+    href = api.items[IDS[1]]["assets"]["BAND2"]["href"]
+    full = requests.get(href, timeout=10).content
+    step = len(full) // 16
+
+    def fetch(i: int) -> bytes:
+        first, last = i * step, i * step + step - 1
+        response = requests.get(href, headers={"Range": f"bytes={first}-{last}"}, timeout=10)
+        assert response.status_code == 206
+        return response.content
+
+    with ThreadPoolExecutor(8) as pool:
+        parts = list(pool.map(fetch, range(16)))
+    assert b"".join(parts) == full[: 16 * step]
+
+
+def test_bad_content_length_is_refused(api: SampleStacApi) -> None:
+    url = urlsplit(api.url)
+    with socket.create_connection((url.hostname or "", url.port or 80), timeout=10) as sock:
+        sock.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 400")
