@@ -60,6 +60,17 @@ def test_deterministic_for_a_seed(tmp_path: Path, scene: SampleScene) -> None:
     assert _digest(other.bands["BAND1"]) != _digest(scene.bands["BAND1"])
 
 
+def test_pixels_do_not_depend_on_blocksize(tmp_path: Path, scene: SampleScene) -> None:
+    other = write_sample_scene(
+        tmp_path, SCENE_ID, width=512, height=448, seed=3, cloud_fraction=0.3, blocksize=128
+    )
+    with rasterio.open(other.bands["BAND4"]) as ds:
+        assert ds.block_shapes[0] == (128, 128)
+    bands, truth = _read(scene)
+    other_bands, other_truth = _read(other)
+    assert np.array_equal(bands, other_bands) and np.array_equal(truth, other_truth)
+
+
 def test_geotiffs_are_tiled_deflate_utm(scene: SampleScene) -> None:
     for key in BAND_KEYS:
         with rasterio.open(scene.bands[key]) as ds:
