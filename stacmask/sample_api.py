@@ -802,6 +802,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = unquote(split.path)
         self._status = 0
+        self._record_fields = (method, path, split.query, self.headers.get("Range"))
         self._drop_after: int | None = None
         try:
             body_len = int(self.headers.get("Content-Length") or 0)
@@ -832,11 +833,27 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             self._error(500, "ServerError", f"{type(exc).__name__}: {exc}")
         finally:
-            api._record(
-                RequestRecord(method, path, split.query, self.headers.get("Range"), self._status)
-            )
+            if not self._status:  # nothing answered (connection lost): still log the request
+                self._log_request_record(0)
 
     # responses
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Logged when the answer starts, so a client never sees a response before its record.
+        self._log_request_record(code)
+        super().send_response(code, message)
+
+    def _log_request_record(self, status: int) -> None:
+        self._status = status
+        # send_error() answers malformed or unsupported requests before _dispatch runs
+        fallback = (
+            str(getattr(self, "command", "") or ""),
+            str(getattr(self, "path", "")),
+            "",
+            None,
+        )
+        method, path, query, range_ = getattr(self, "_record_fields", fallback)
+        self.server.api._record(RequestRecord(method, path, query, range_, status))
+
     def _send(
         self,
         status: int,
@@ -844,7 +861,6 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -969,7 +985,6 @@ class _Handler(BaseHTTPRequestHandler):
         if header:
             parsed = _parse_range(header, size)
             if isinstance(parsed, str):  # unsatisfiable
-                self._status = 416
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Type", JSON)
@@ -986,7 +1001,6 @@ class _Handler(BaseHTTPRequestHandler):
                 status = 206
                 common["Content-Range"] = f"bytes {start}-{end}/{size}"
         length = max(0, end - start + 1)
-        self._status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))

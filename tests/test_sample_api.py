@@ -406,3 +406,13 @@ def test_bad_content_length_is_refused(api: SampleStacApi) -> None:
         sock.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 400")
+
+
+def test_unsupported_methods_and_garbage(api: SampleStacApi) -> None:
+    assert requests.put(f"{api.url}search", timeout=10).status_code == 501
+    assert requests.delete(f"{api.url}data/x", timeout=10).status_code == 501
+    url = urlsplit(api.url)
+    with socket.create_connection((url.hostname or "", url.port or 80), timeout=10) as sock:
+        sock.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+        assert b"400" in sock.recv(4096)  # http.server answers HTTP/0.9 style here
+    assert requests.get(api.url, timeout=10).status_code == 200  # still serving
