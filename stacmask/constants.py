@@ -162,3 +162,9 @@ QUERYABLE_TITLES: Final[dict[str, str]] = {
 }
 #: Queryables that are percentages (0 to 100).
 PERCENT_PROPERTIES: Final = ("eo:cloud_cover", PROP_SHADOW_COVER, PROP_WATER_COVER)
+
+# --- ukis-csmask and ensemble methods (issue 3) -------------------------------------------------
+#: Output classes of ukis-csmask's models (CSmask._csm: 0 background, 1 cloud, 2 cloud shadow).
+CSMASK_BACKGROUND: Final = 0
+CSMASK_CLOUD: Final = 1
+CSMASK_SHADOW: Final = 2

@@ -37,10 +37,25 @@ def _notebook() -> MaskMethod:
     return NotebookMethod()
 
 
-#: Method name -> factory. The first is the default.
+def _csmask() -> MaskMethod:
+    from stacmask.methods.csmask import CsmaskMethod
+
+    return CsmaskMethod()
+
+
+def _ensemble() -> MaskMethod:
+    from stacmask.methods.ensemble import EnsembleMethod
+
+    return EnsembleMethod()
+
+
+#: Method name -> factory. The first is the default. csmask and ensemble need the optional
+#: extra stacmask[csmask] (MethodUnavailable, naming it, when it is missing).
 METHODS: dict[str, Callable[[], MaskMethod]] = {
     "physical": _physical,
     "notebook": _notebook,
+    "csmask": _csmask,
+    "ensemble": _ensemble,
 }
 DEFAULT_METHOD = "physical"
 
