@@ -302,6 +302,7 @@ class CsmaskMethod:
     Fmask water test (the CNN has no water class)."""
 
     name = METHOD_NAME
+    reads_bands_once = False
 
     def __init__(self, config: CsmaskConfig | None = None) -> None:
         self.config = config or CsmaskConfig()

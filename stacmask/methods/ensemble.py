@@ -115,6 +115,7 @@ class EnsembleMethod:
     """Physical and csmask voting on cloud; physical's shadow geometry checked by csmask."""
 
     name = METHOD_NAME
+    reads_bands_once = False
 
     def __init__(self, config: EnsembleConfig | None = None) -> None:
         self.config = config or EnsembleConfig()
