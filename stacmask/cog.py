@@ -69,7 +69,7 @@ class MaskWriter:
                 cog,
                 driver="COG",
                 COMPRESS="DEFLATE",
-                PREDICTOR="YES",
+                PREDICTOR="NO",  # class codes: smaller without (2.31 vs 2.48 MB, full scene)
                 BLOCKSIZE=BLOCK_SIZE,
                 OVERVIEW_RESAMPLING=OVERVIEW_RESAMPLING,
                 NUM_THREADS="ALL_CPUS",

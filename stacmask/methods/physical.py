@@ -168,28 +168,29 @@ def _scan(
     width = sums.shape[2]
     nan: Any = np.float32(np.nan)
     for lr in numba.prange(first, last + 1):
+        r = np.empty((4, cols), np.float32)  # one row's reflectance
         for i in range(max(lr * k, row0) - row0, min((lr + 1) * k, row0 + rows) - row0):
+            for j in range(cols):
+                v0, v1, v2, v3 = raw[0, i, j], raw[1, i, j], raw[2, i, j], raw[3, i, j]
+                # v - v != 0 for NaN and infinities: no data, like `nodata`
+                r0 = nan if v0 == nodata or v0 - v0 != 0 else v0 * scale[0] + offset[0]
+                r1 = nan if v1 == nodata or v1 - v1 != 0 else v1 * scale[1] + offset[1]
+                r2 = nan if v2 == nodata or v2 - v2 != 0 else v2 * scale[2] + offset[2]
+                r3 = nan if v3 == nodata or v3 - v3 != 0 else v3 * scale[3] + offset[3]
+                r[0, j], r[1, j], r[2, j], r[3, j] = r0, r1, r2, r3
+                flags[i, j] = _tests(r0, r1, r2, r3, t)
             for lc in range(width):
-                n = 0.0
-                c = 0.0
-                s0 = s1 = s2 = s3 = 0.0
+                n = c = s0 = s1 = s2 = s3 = 0.0
                 for j in range(lc * k, min((lc + 1) * k, cols)):
-                    v0, v1, v2, v3 = raw[0, i, j], raw[1, i, j], raw[2, i, j], raw[3, i, j]
-                    # v - v != 0 for NaN and infinities: no data, like `nodata`
-                    r0 = nan if v0 == nodata or v0 - v0 != 0 else v0 * scale[0] + offset[0]
-                    r1 = nan if v1 == nodata or v1 - v1 != 0 else v1 * scale[1] + offset[1]
-                    r2 = nan if v2 == nodata or v2 - v2 != 0 else v2 * scale[2] + offset[2]
-                    r3 = nan if v3 == nodata or v3 - v3 != 0 else v3 * scale[3] + offset[3]
-                    f = _tests(r0, r1, r2, r3, t)
-                    flags[i, j] = f
+                    f = flags[i, j]
                     if f & VALID:
                         n += 1.0
                         if f & POTENTIAL_CLOUD:
                             c += 1.0
-                        s0 += r0
-                        s1 += r1
-                        s2 += r2
-                        s3 += r3
+                        s0 += r[0, j]
+                        s1 += r[1, j]
+                        s2 += r[2, j]
+                        s3 += r[3, j]
                 counts[lr, lc] += n
                 cloud[lr, lc] += c
                 sums[0, lr, lc] += s0
@@ -382,6 +383,39 @@ def shadow_zone(cloud: Mask, direction: ShadowDirection, first: float, last: flo
     return zone
 
 
+@numba.njit(nogil=True, cache=True)
+def _best_shift(
+    rows: Any,
+    cols: Any,
+    distances: Any,
+    step_row: float,
+    step_col: float,
+    cloud: Any,
+    candidates: Any,
+) -> tuple[int, float]:
+    """The distance (index into `distances`) at which the cells (rows, cols) moved along the
+    step best match `candidates` off `cloud`, and that match: the share of the moved cells that
+    land on candidates, among those inside the grid and off cloud; a distance where under half
+    of the moved cells stay inside the grid scores 0."""
+    height, width = cloud.shape
+    best, best_similarity = 0, -1.0
+    for d in range(distances.size):
+        inside = tried = hits = 0
+        for p in range(rows.size):
+            r = int(np.rint(rows[p] + distances[d] * step_row))
+            q = int(np.rint(cols[p] + distances[d] * step_col))
+            if 0 <= r < height and 0 <= q < width:
+                inside += 1
+                if not cloud[r, q]:
+                    tried += 1
+                    if candidates[r, q]:
+                        hits += 1
+        similarity = hits / tried if 2 * inside >= rows.size and tried > 0 else 0.0
+        if similarity > best_similarity:
+            best, best_similarity = d, similarity
+    return best, best_similarity
+
+
 def _project(
     labels: NDArray[np.int32],
     cloud: Mask,
@@ -402,19 +436,16 @@ def _project(
         obj_cols += box[1].start
         # Score every distance on at most SAMPLE pixels of the object, then project all of it.
         pick = np.linspace(0, len(obj_rows) - 1, min(len(obj_rows), SHADOW_SAMPLE)).astype(int)
-        d = distances[:, None]
-        r = np.round(obj_rows[pick][None, :] + d * direction.step_row).astype(int)
-        q = np.round(obj_cols[pick][None, :] + d * direction.step_col).astype(int)
-        inside = (r >= 0) & (r < rows) & (q >= 0) & (q < cols)
-        rc, qc = np.clip(r, 0, rows - 1), np.clip(q, 0, cols - 1)
-        off_cloud = inside & ~cloud[rc, qc]
-        hits = (off_cloud & candidates[rc, qc]).sum(axis=1)
-        tried = off_cloud.sum(axis=1)
-        usable = inside.mean(axis=1) >= 0.5
-        with np.errstate(invalid="ignore", divide="ignore"):
-            similarity = np.where(usable & (tried > 0), hits / tried, 0.0)
-        best = int(np.argmax(similarity))
-        if similarity[best] < c.shadow_similarity_min:
+        best, similarity = _best_shift(
+            obj_rows[pick].astype(np.float64),
+            obj_cols[pick].astype(np.float64),
+            distances,
+            direction.step_row,
+            direction.step_col,
+            cloud,
+            candidates,
+        )
+        if similarity < c.shadow_similarity_min:
             continue
         shift = distances[best]
         r_all = np.round(obj_rows + shift * direction.step_row).astype(int)
@@ -452,7 +483,8 @@ def match_shadows(
         tan_zenith = 1.0 / math.tan(math.radians(sun_elevation))
         heights = np.arange(c.cloud_height_min, c.cloud_height_max + 1, c.cloud_height_step)
         distances = heights * tan_zenith / cell
-    near_cloud = _grow(cloud, reach)
+    within_reach = _grow(cloud, reach)
+    near_cloud = within_reach.copy()
     if direction is not None:
         # Only where a shadow can fall: away from the sun from a cloud, at the searched
         # distances, or from beyond the scene's edge or no-data (clouds we cannot see).
@@ -468,7 +500,7 @@ def match_shadows(
     touched = np.unique(dark_labels[near_cloud & candidates])
     keep = np.zeros(m + 1, bool)
     keep[touched[touched > 0]] = True
-    objects: Mask = keep[dark_labels] & _grow(cloud, reach)
+    objects: Mask = keep[dark_labels] & within_reach
     if direction is None:
         return objects & ~cloud
     # Cloud objects projected to their best match with potential shadow (Fmask), buffered.
