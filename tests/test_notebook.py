@@ -12,10 +12,12 @@ from stacmask.constants import CLOUD, DEFAULT_GAINS, SHADOW, WATER
 from stacmask.inputs import Radiometry
 from stacmask.masking import mask_scene
 from stacmask.methods.notebook import NotebookMethod
+from stacmask.methods.notebook_kernels import normalization_table
 from stacmask.reading import RasterBandSource
+from stacmask.scene import ArrayBandSource
 from tests.conftest import shared_path
 from tests.notebook_oracle import notebook_oracle
-from tests.rasters import dn_from_reflectance, write_bands
+from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands
 
 RADIOMETRY = Radiometry(DEFAULT_GAINS, "default", 50.0, 40.0, None)
 
@@ -82,3 +84,22 @@ def test_band_mismatch_flag(tmp_path: Path) -> None:
     assert result.band_mismatch
     assert result.mismatch_pixels == 400
     assert notebook_oracle(dn, DEFAULT_GAINS).band_mismatch
+
+
+def test_table_lookup_equals_the_arithmetic(tmp_path: Path) -> None:
+    """Integer bands normalize through a look-up table, float bands by arithmetic: the same
+    values give the same classes either way, exactly."""
+    dn = _labelled_dn()
+    gains = np.array(DEFAULT_GAINS, dtype=np.float64)
+    minimum, maximum = dn.reshape(4, -1).min(axis=1), dn.reshape(4, -1).max(axis=1)
+    table = normalization_table(dn.dtype, minimum.astype(float), maximum.astype(float), gains)
+    assert table.shape == (4, int(maximum.max()) + 1)
+    assert normalization_table(np.dtype(np.float32), minimum, maximum, gains).shape[1] == 0
+    classes = {}
+    for dtype in (np.uint16, np.float64):
+        values = dn.astype(dtype)
+        info = RADIOMETRY.scene_info()(values.shape[2], values.shape[1], TRANSFORM, None)
+        source = ArrayBandSource(values, info, nodata=0)
+        classes[dtype] = np.concatenate([c for _, c in NotebookMethod().classify(source)])
+    assert np.array_equal(classes[np.uint16], classes[np.float64])
+    assert np.array_equal(classes[np.uint16], notebook_oracle(dn, DEFAULT_GAINS).classes())

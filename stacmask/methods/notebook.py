@@ -10,6 +10,7 @@ notebook's float64 arithmetic in the same order, so results match an in-memory e
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numba
 import numpy as np
@@ -64,10 +65,8 @@ class NotebookMethod:
         """Passes 1 and 2: exact whole-scene statistics of every quantity."""
         acc = [StripStatistics(quantiles=QUANTILES[name]) for name in kernels.QUANTITIES]
         chunks = 4 * numba.get_num_threads()
-        for window in source.strips():
-            count, total, squares, low, high, histogram = kernels.moments(
-                *self._inputs(source, window), chunks
-            )
+        for _, inputs in self._strips(source):
+            count, total, squares, low, high, histogram = kernels.moments(*inputs, chunks)
             for q, a in enumerate(acc):
                 n = int(count[:, q].sum())
                 if n:
@@ -89,8 +88,7 @@ class NotebookMethod:
             room = np.array(
                 [min(int(a.histogram[wanted[q]].sum()), strip_pixels) for q, a in enumerate(acc)]
             )
-            for window in source.strips():
-                inputs = self._inputs(source, window)
+            for window, inputs in self._strips(source):
                 rows_per_chunk = -(-int(window.height) // chunks) + 1
                 room_here = np.minimum(room, rows_per_chunk * int(window.width))
                 values, start, found = kernels.select(*inputs, wanted, room_here, chunks)
@@ -108,15 +106,21 @@ class NotebookMethod:
     def classify(self, source: BandSource) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
         """Pass 3: class codes of every strip."""
         limits = thresholds(self.statistics(source))
-        for window in source.strips():
-            yield window, kernels.classify(*self._inputs(source, window), limits)
+        for window, inputs in self._strips(source):
+            yield window, kernels.classify(*inputs, limits)
 
     @staticmethod
-    def _inputs(
-        source: BandSource, window: Window
-    ) -> tuple[NDArray[np.generic], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """A strip's values with the gains, c_min and c_max - c_min of rule 1."""
-        st, gains = source.stats, np.array(source.info.gains, dtype=np.float64)
-        c_min = np.array(st.minimum) * gains
-        span = np.array(st.maximum) * gains - c_min
-        return kernels.as_kernel_input(source.read_raw(window)), gains, c_min, span
+    def _strips(source: BandSource) -> Iterator[tuple[Window, tuple[Any, ...]]]:
+        """Each strip's kernel inputs: its values, then the gains, c_min, c_max - c_min and
+        normalization table of rule 1 (made once, from the first strip's dtype)."""
+        normalization: tuple[NDArray[np.float64], ...] | None = None
+        for window in source.strips():
+            raw = kernels.as_kernel_input(source.read_raw(window))
+            if normalization is None:
+                st, gains = source.stats, np.array(source.info.gains, dtype=np.float64)
+                minimum, maximum = np.array(st.minimum), np.array(st.maximum)
+                c_min = minimum * gains
+                span = maximum * gains - c_min
+                table = kernels.normalization_table(raw.dtype, minimum, maximum, gains)
+                normalization = (gains, c_min, span, table)
+            yield window, (raw, *normalization)

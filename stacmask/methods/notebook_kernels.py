@@ -22,12 +22,22 @@ _JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
 @numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
-def _pixel(raw: Any, r: int, c: int, g: Any, cmin: Any, span: Any, out: Any) -> bool:
+def _normalized(raw: Any, b: int, r: int, c: int, g: Any, cmin: Any, span: Any, lut: Any) -> Any:
+    """Rule 1 for one value: (value * gain - c_min) / (c_max - c_min); integer bands look it
+    up in `lut` (see `normalization_table`), which holds the same float64 results."""
+    v = raw[b, r, c]
+    if lut.shape[1] > 0:
+        return lut[b, int(v)]
+    return (v * g[b] - cmin[b]) / span[b]
+
+
+@numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _pixel(raw: Any, r: int, c: int, g: Any, cmin: Any, span: Any, lut: Any, out: Any) -> bool:
     """Normalized bands and indices of one pixel into `out` (7 values); returns the footprint."""
-    n1 = (raw[0, r, c] * g[0] - cmin[0]) / span[0]
-    n2 = (raw[1, r, c] * g[1] - cmin[1]) / span[1]
-    n3 = (raw[2, r, c] * g[2] - cmin[2]) / span[2]
-    n4 = (raw[3, r, c] * g[3] - cmin[3]) / span[3]
+    n1 = _normalized(raw, 0, r, c, g, cmin, span, lut)
+    n2 = _normalized(raw, 1, r, c, g, cmin, span, lut)
+    n3 = _normalized(raw, 2, r, c, g, cmin, span, lut)
+    n4 = _normalized(raw, 3, r, c, g, cmin, span, lut)
     f = n1 != 0 and n2 != 0 and n3 != 0 and n4 != 0
     m = 0.25 * n1 + 0.375 * n2 + 0.375 * n3
     out[0] = (n4 - n3) / (n4 + n3) if f else 0.0
@@ -48,7 +58,7 @@ def _bin(x: float) -> int:
 
 
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
-def moments(raw: Any, g: Any, cmin: Any, span: Any, chunks: int) -> Any:
+def moments(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, chunks: int) -> Any:
     """Pass 1: per row chunk, count, sum, sum of squares, min, max and histogram of each
     quantity over its values that are neither 0 nor NaN."""
     rows, cols = raw.shape[1], raw.shape[2]
@@ -68,7 +78,7 @@ def moments(raw: Any, g: Any, cmin: Any, span: Any, chunks: int) -> Any:
         hist = histogram[k]
         for r in range(k * rows // chunks, (k + 1) * rows // chunks):
             for c in range(cols):
-                _pixel(raw, r, c, g, cmin, span, v)
+                _pixel(raw, r, c, g, cmin, span, lut, v)
                 for q in range(7):
                     x = v[q]
                     if x != 0 and x == x:
@@ -87,7 +97,9 @@ def moments(raw: Any, g: Any, cmin: Any, span: Any, chunks: int) -> Any:
 
 
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
-def select(raw: Any, g: Any, cmin: Any, span: Any, wanted: Any, room: Any, chunks: int) -> Any:
+def select(
+    raw: Any, g: Any, cmin: Any, span: Any, lut: Any, wanted: Any, room: Any, chunks: int
+) -> Any:
     """Pass 2: the values of each quantity that fall in its wanted bins (`wanted[q, bin]`).
 
     Chunk k writes quantity q's values from `start[q] + k * room[q]` on, where `room[q]` bounds
@@ -108,7 +120,7 @@ def select(raw: Any, g: Any, cmin: Any, span: Any, wanted: Any, room: Any, chunk
         first = at.copy()
         for r in range(k * rows // chunks, (k + 1) * rows // chunks):
             for c in range(cols):
-                _pixel(raw, r, c, g, cmin, span, v)
+                _pixel(raw, r, c, g, cmin, span, lut, v)
                 for q in range(7):
                     x = v[q]
                     if x != 0 and x == x and wanted[q, _bin(x)]:
@@ -119,14 +131,14 @@ def select(raw: Any, g: Any, cmin: Any, span: Any, wanted: Any, room: Any, chunk
 
 
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
-def classify(raw: Any, g: Any, cmin: Any, span: Any, t: Any) -> Any:
+def classify(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, t: Any) -> Any:
     """Pass 3: class codes from the thresholds `t` (see `thresholds` in notebook.py)."""
     rows, cols = raw.shape[1], raw.shape[2]
     out = np.empty((rows, cols), np.uint8)
     for r in numba.prange(rows):
         v = np.empty(7)
         for c in range(cols):
-            if not _pixel(raw, r, c, g, cmin, span, v):
+            if not _pixel(raw, r, c, g, cmin, span, lut, v):
                 out[r, c] = NODATA
                 continue
             ndvi, wi, hot, ci, nscd, n2, n4 = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
@@ -151,3 +163,22 @@ def as_kernel_input(raw: NDArray[Any]) -> NDArray[Any]:
         if raw.dtype in (np.uint16, np.int16, np.uint8, np.float32, np.float64)
         else (raw.astype(np.float64))
     )
+
+
+def normalization_table(
+    raw_dtype: np.dtype[Any],
+    minimum: NDArray[np.float64],
+    maximum: NDArray[np.float64],
+    gains: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Rule 1's result for every integer value from 0 to the bands' maximum, with the kernels'
+    float64 operations in the same order (so a lookup equals the arithmetic); an empty table,
+    meaning "compute", for float bands, negative values or values of 2^16 and more."""
+    if raw_dtype.kind not in "iu" or minimum.min() < 0 or maximum.max() >= 1 << 16:
+        return np.zeros((4, 0))
+    values = np.arange(int(maximum.max()) + 1, dtype=np.float64)[None, :]
+    c_min = minimum * gains
+    span = maximum * gains - c_min
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table: NDArray[np.float64] = (values * gains[:, None] - c_min[:, None]) / span[:, None]
+    return table
