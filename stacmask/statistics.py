@@ -15,17 +15,26 @@ import numexpr as ne
 import numpy as np
 from numpy.typing import NDArray
 
-#: Histogram resolution of pass 1. Larger means fewer values to keep in pass 2.
-HISTOGRAM_BINS = 1 << 16
+#: Histogram bins: magnitudes from 2^-24 to 2^8 at 2^11 bins per octave, for each sign (values
+#: beyond go to the end bins). Finer means fewer values to keep in pass 2.
+BIN_LOWEST_EXPONENT = 103  # float32 biased exponent of 2^-24
+BIN_MANTISSA_BITS = 11
+HALF_BINS = 32 << BIN_MANTISSA_BITS
+HISTOGRAM_BINS = 2 * HALF_BINS
 
 
 def _bins(values: NDArray[np.float64]) -> NDArray[np.intp]:
-    """Histogram bin of each value under the monotone map x -> 0.5 + 0.5 x / (1 + |x|)."""
-    t = ne.evaluate(
-        "(x / (1 + abs(x)) + 1) * half", local_dict={"x": values, "half": 0.5 * HISTOGRAM_BINS}
+    """Histogram bin of each value: a monotone map read off its float32 bit pattern (sign,
+    exponent and the top mantissa bits), with no division (notebook_kernels._bin per value)."""
+    # + 0.0 turns -0.0 into 0.0: equal values must share a bin
+    bits = (np.asarray(values, np.float64) + 0.0).astype(np.float32).view(np.int32).astype(np.int64)
+    magnitude = ((bits & 0x7FFFFFFF) >> (23 - BIN_MANTISSA_BITS)) - (
+        BIN_LOWEST_EXPONENT << BIN_MANTISSA_BITS
     )
-    bins: NDArray[np.intp] = t.astype(np.intp)
-    np.clip(bins, 0, HISTOGRAM_BINS - 1, out=bins)
+    np.clip(magnitude, 0, HALF_BINS - 1, out=magnitude)
+    bins: NDArray[np.intp] = np.where(
+        bits < 0, HALF_BINS - 1 - magnitude, HALF_BINS + magnitude
+    ).astype(np.intp)
     return bins
 
 

@@ -53,3 +53,12 @@ def test_extreme_values_keep_order() -> None:
     summary = _strip_stats(values, 3).summary()
     for q in QUANTILES:
         assert summary.quantiles[q] == np.percentile(values, q * 100)
+
+
+def test_signed_zeros_and_values_beyond_the_binned_range() -> None:
+    """-0.0 equals 0.0 and shares its bin; magnitudes past 2^8 and under 2^-24 share end bins."""
+    values = np.array([-0.0, 0.0, -0.0, 1e-9, -1e-9, 300.0, 5e3, -700.0, 0.1, 0.1, -0.0, 2.0])
+    for parts in (1, 4):
+        summary = _strip_stats(values, parts).summary()
+        for q in QUANTILES:
+            assert summary.quantiles[q] == np.percentile(values, q * 100)

@@ -65,21 +65,20 @@ class NotebookMethod:
         """Passes 1 and 2: exact whole-scene statistics of every quantity."""
         acc = [StripStatistics(quantiles=QUANTILES[name]) for name in kernels.QUANTITIES]
         chunks = 4 * numba.get_num_threads()
+        histogram = np.zeros((chunks, len(acc), HISTOGRAM_BINS), np.int64)
         for _, inputs in self._strips(source):
-            count, total, squares, low, high, histogram = kernels.moments(*inputs, chunks)
+            chunk_moments = kernels.moments(*inputs, histogram)
+            count, total, squares = chunk_moments[:, :3].sum(axis=0)
+            low, high = chunk_moments[:, 3].min(axis=0), chunk_moments[:, 4].max(axis=0)
             for q, a in enumerate(acc):
-                n = int(count[:, q].sum())
+                n = int(count[q])
                 if n:
-                    mean = float(total[:, q].sum()) / n
-                    m2 = max(0.0, float(squares[:, q].sum()) - float(total[:, q].sum()) * mean)
-                    a.merge(
-                        n,
-                        mean,
-                        m2,
-                        float(low[:, q].min()),
-                        float(high[:, q].max()),
-                        histogram[:, q].sum(axis=0),
-                    )
+                    mean = float(total[q]) / n
+                    m2 = max(0.0, float(squares[q]) - float(total[q]) * mean)
+                    a.merge(n, mean, m2, float(low[q]), float(high[q]), None)
+        for q, a in enumerate(acc):
+            if a.quantiles:
+                a.histogram += histogram[:, q].sum(axis=0)
         wanted = np.zeros((len(acc), HISTOGRAM_BINS), np.bool_)
         for q, a in enumerate(acc):
             wanted[q, a.wanted_bins] = True

@@ -15,9 +15,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
-from stacmask.statistics import HISTOGRAM_BINS
+from stacmask.statistics import (
+    BIN_LOWEST_EXPONENT,
+    BIN_MANTISSA_BITS,
+    HALF_BINS,
+)
 
 QUANTITIES = ("ndvi", "wi", "hot", "ci", "nscd", "n2", "n4")
+#: Quantities whose mean, std, min or max the rules use (NDVI, n2, n4).
+MOMENTS = (0, 5, 6)
 _JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
@@ -51,49 +57,57 @@ def _pixel(raw: Any, r: int, c: int, g: Any, cmin: Any, span: Any, lut: Any, out
 
 
 @numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
-def _bin(x: float) -> int:
-    """The histogram bin of statistics.py's `_bins`, for one value."""
-    b = int((x / (1 + abs(x)) + 1) * (0.5 * HISTOGRAM_BINS))
-    return min(max(b, 0), HISTOGRAM_BINS - 1)
+def _bin(bits: int) -> int:
+    """The histogram bin of statistics.py's `_bins`, from a value's float32 bit pattern."""
+    magnitude = ((bits & 0x7FFFFFFF) >> (23 - BIN_MANTISSA_BITS)) - (
+        BIN_LOWEST_EXPONENT << BIN_MANTISSA_BITS
+    )
+    magnitude = min(max(magnitude, 0), HALF_BINS - 1)
+    return HALF_BINS - 1 - magnitude if bits < 0 else HALF_BINS + magnitude
 
 
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
-def moments(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, chunks: int) -> Any:
-    """Pass 1: per row chunk, count, sum, sum of squares, min, max and histogram of each
-    quantity over its values that are neither 0 nor NaN."""
+def moments(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, histogram: Any) -> Any:
+    """Pass 1: per row chunk, count of each quantity's values that are neither 0 nor NaN and,
+    for the quantities whose std or min the rules use (NDVI, n2, n4: MOMENTS), their sum, sum of
+    squares, min and max (rows of the returned (chunks, 5, 7) array; NaN for the others); the
+    values' bins are counted into `histogram[chunk, quantity]` (one accumulator per chunk)."""
     rows, cols = raw.shape[1], raw.shape[2]
-    count = np.zeros((chunks, 7), np.int64)
-    total = np.zeros((chunks, 7))
-    squares = np.zeros((chunks, 7))
-    low = np.full((chunks, 7), np.inf)
-    high = np.full((chunks, 7), -np.inf)
-    histogram = np.zeros((chunks, 7, HISTOGRAM_BINS), np.int64)
+    chunks = histogram.shape[0]
+    result = np.zeros((chunks, 5, 7))
     for k in numba.prange(chunks):
         v = np.empty(7)
-        n = np.zeros(7, np.int64)
-        s1 = np.zeros(7)
-        s2 = np.zeros(7)
-        lo = np.full(7, np.inf)
-        hi = np.full(7, -np.inf)
+        as_float32 = np.empty(7, np.float32)
+        as_int32 = as_float32.view(np.int32)
         hist = histogram[k]
+        n, s1, s2 = np.zeros(7), np.zeros(7), np.zeros(7)
+        lo, hi = np.full(7, np.inf), np.full(7, -np.inf)
         for r in range(k * rows // chunks, (k + 1) * rows // chunks):
             for c in range(cols):
                 _pixel(raw, r, c, g, cmin, span, lut, v)
                 for q in range(7):
+                    as_float32[q] = v[q] + 0.0  # -0.0 -> 0.0: equal values share a bin
+                for q in range(7):
                     x = v[q]
                     if x != 0 and x == x:
+                        hist[q, _bin(as_int32[q])] += 1
                         n[q] += 1
+                for q in MOMENTS:
+                    x = v[q]
+                    if x != 0 and x == x:
                         s1[q] += x
                         s2[q] += x * x
                         lo[q] = min(lo[q], x)
                         hi[q] = max(hi[q], x)
-                        hist[q, _bin(x)] += 1
-        count[k] = n
-        total[k] = s1
-        squares[k] = s2
-        low[k] = lo
-        high[k] = hi
-    return count, total, squares, low, high, histogram
+        for q in range(7):
+            if q not in MOMENTS:
+                s1[q] = s2[q] = lo[q] = hi[q] = np.nan
+        result[k, 0] = n
+        result[k, 1] = s1
+        result[k, 2] = s2
+        result[k, 3] = lo
+        result[k, 4] = hi
+    return result
 
 
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
@@ -114,6 +128,8 @@ def select(
     found = np.zeros((chunks, 7), np.int64)
     for k in numba.prange(chunks):
         v = np.empty(7)
+        as_float32 = np.empty(7, np.float32)
+        as_int32 = as_float32.view(np.int32)
         at = np.zeros(7, np.int64)
         for q in range(7):
             at[q] = start[q] + k * room[q]
@@ -122,8 +138,10 @@ def select(
             for c in range(cols):
                 _pixel(raw, r, c, g, cmin, span, lut, v)
                 for q in range(7):
+                    as_float32[q] = v[q] + 0.0
+                for q in range(7):
                     x = v[q]
-                    if x != 0 and x == x and wanted[q, _bin(x)]:
+                    if x != 0 and x == x and wanted[q, _bin(as_int32[q])]:
                         values[at[q]] = x
                         at[q] += 1
         found[k] = at - first
