@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from stacmask.cli import app
 from stacmask.constants import CLOUD, DEFAULT_GAINS, ESUN_WPM
-from stacmask.evaluate import evaluate_files, score
+from stacmask.evaluate import Scores, evaluate_files, score
 from stacmask.inputs import Radiometry
 from stacmask.methods import DEFAULT_METHOD
 from stacmask.methods.physical import (
@@ -40,7 +40,7 @@ def test_physical_is_the_default() -> None:
 
 def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
     """`mask --reflectance` with no options, then `evaluate`: the floors are the scores reached
-    (kappa 0.875, cloud F1 0.905, shadow F1 0.872, errors +0.6/+1.0) less a small margin."""
+    (kappa 0.874, cloud F1 0.905, shadow F1 0.871, errors +0.6/+1.0) less a small margin."""
     reflectance = shared_path("data/labelled/sentinel2_reflectance.tif")
     truth = shared_path("data/labelled/sentinel2_truth.tif")
     out = tmp_path / "mask.tif"
@@ -58,7 +58,7 @@ def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
     assert json.loads(shown.output)["kappa"] == scores.kappa
 
 
-def _synthetic_cover(tmp_path: Path, fraction: float) -> tuple[float, float]:
+def _synthetic_scores(tmp_path: Path, fraction: float) -> Scores:
     scene = write_sample_scene(
         tmp_path / f"s{fraction}",
         "CBERS_4A_WPM_20210110_221_116_L4",
@@ -73,15 +73,25 @@ def _synthetic_cover(tmp_path: Path, fraction: float) -> tuple[float, float]:
     with RasterBandSource(hrefs, radiometry.scene_info()) as source:
         classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
     with rasterio.open(scene.truth) as src:
-        scores = score(classes, src.read(1))
-    return scores.cloud_cover_true, scores.cloud_cover_predicted
+        return score(classes, src.read(1))
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.15, 0.35, 0.6, 0.9])
-def test_cloud_cover_tracks_truth_with_no_ceiling(tmp_path: Path, fraction: float) -> None:
-    true, predicted = _synthetic_cover(tmp_path, fraction)
-    assert true == pytest.approx(100 * fraction, abs=1.0)
-    assert predicted == pytest.approx(true, abs=3.0)
+def test_cloud_and_shadow_cover_track_truth_with_no_ceiling(
+    tmp_path: Path, fraction: float
+) -> None:
+    """Cloud and shadow hold up from clear to overcast. Measured (seed 11): shadow F1 0.90 /
+    0.92 / 0.95 / 0.86 and shadow cover -0.9 / -1.4 / -1.0 / -2.4 points at 15 / 35 / 60 / 90 %
+    cloud; before the reference floor and the shaded-soil rule 0.70-0.78 and 0.00 at 90 %,
+    with -5 to -10 points."""
+    scores = _synthetic_scores(tmp_path, fraction)
+    assert scores.cloud_cover_true == pytest.approx(100 * fraction, abs=1.0)
+    assert scores.cloud_cover_predicted == pytest.approx(scores.cloud_cover_true, abs=3.0)
+    if fraction == 0.0:
+        assert scores.shadow_cover_predicted == 0.0
+        return
+    assert scores.shadow_f1 >= 0.80
+    assert abs(scores.shadow_cover_error) <= 3.0
 
 
 def test_clear_scene_of_soil_water_and_built_up_has_no_cloud(tmp_path: Path) -> None:
