@@ -174,7 +174,9 @@ def test_sortby(
     key: Callable[[Scene], object],
     reverse: bool,
 ) -> None:
-    expected = [s.id for s in sorted(scenes, key=key, reverse=reverse)]  # type: ignore[arg-type]
+    # ties keep the default order: newest first, then id (query.select)
+    default = sorted(sorted(scenes, key=lambda s: s.id), key=lambda s: s.date, reverse=True)
+    expected = [s.id for s in sorted(default, key=key, reverse=reverse)]  # type: ignore[arg-type]
     assert ids(index, sortby=sortby) == expected
 
 
