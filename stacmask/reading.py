@@ -263,14 +263,14 @@ class RasterBandSource:
         # band failed, before the datasets close. GDAL must never decode from a closed dataset.
         pool = self._open_files.enter_context(ThreadPoolExecutor(self._threads))
         self._open_files.callback(pool.shutdown, wait=True, cancel_futures=True)
+        if self.cache_bands:  # decoded straight into the scratch file's memory map
+            width, height = self.info.width, self.info.height
+            self._scratch = ScratchRaster(4, height, width, self.dtype, self._scratch_dir)
         self._decoder = self._decode_strips(datasets, pool)
-        if not self.cache_bands:
+        if self._scratch is None:
             return
-        width, height = self.info.width, self.info.height
-        self._scratch = ScratchRaster(4, height, width, self.dtype, self._scratch_dir)
-        for window, raw in self._decoder:
-            for band in range(4):
-                self._scratch.write(band, int(window.row_off), raw[band])
+        for window, _ in self._decoder:
+            self._scratch.release(int(window.row_off), int(window.height))
         self._open_files.close()
         self._open_files = None
 
@@ -281,7 +281,12 @@ class RasterBandSource:
         windows = list(self._row_windows(self._decode_rows))
 
         def submit(window: Window) -> tuple[NDArray[Any], list[Future[None]]]:
-            out = np.empty((4, int(window.height), int(window.width)), self.dtype)
+            rows = int(window.height)
+            out = (
+                np.empty((4, rows, self.info.width), self.dtype)
+                if self._scratch is None
+                else self._scratch.view(int(window.row_off), rows, writeable=True)
+            )
             futures = [
                 pool.submit(self._decode, ds, href, window, index, out[band])
                 for band, (ds, href, index) in enumerate(

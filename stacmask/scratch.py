@@ -1,11 +1,14 @@
 """Scratch rasters: scene-sized arrays kept in a temporary file instead of memory.
 
-A pass over a scene writes rows once; later passes read them back strip by strip. The file lives
-until `close()`, so memory follows the strip, not the scene.
+A pass over a scene writes rows once; later passes read them back strip by strip, as views of a
+memory map of the file (no copy out of the page cache). The pages of the strip read before are
+handed back to the kernel when the next is read (they stay in the page cache), so resident
+memory follows the strip, not the scene. The file lives until `close()`.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 from types import TracebackType
@@ -29,9 +32,12 @@ class ScratchRaster:
         self.bands, self.height, self.width = bands, height, width
         self.dtype = np.dtype(dtype)
         self._file: tempfile._TemporaryFileWrapper[bytes] | None = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives until close())
-            prefix="stacmask-scratch-", suffix=".raw", dir=directory
+            prefix="stacmask-scratch-", suffix=".raw", dir=directory, buffering=0
         )
-        self._file.truncate(bands * height * width * self.dtype.itemsize)
+        size = bands * height * width * self.dtype.itemsize
+        self._file.truncate(size)
+        self._map = mmap.mmap(self._file.fileno(), size) if size else None
+        self._last_read: tuple[int, int] | None = None
 
     def _offset(self, band: int, row: int) -> int:
         return (band * self.height + row) * self.width * self.dtype.itemsize
@@ -46,19 +52,50 @@ class ScratchRaster:
         file = self._opened()
         file.seek(self._offset(band, row))
         # a view, not tobytes(): a copy of every strip doubles the cost of writing the file
-        file.write(memoryview(np.ascontiguousarray(data, dtype=self.dtype)).cast("B"))
+        pending = np.ascontiguousarray(data, dtype=self.dtype).data.cast("B")
+        while pending:  # an unbuffered write may take only part of the bytes
+            pending = pending[file.write(pending) :]
+
+    def view(self, row: int, rows: int, *, writeable: bool = False) -> NDArray[Any]:
+        """Full-width rows `row` .. `row + rows` of every band, shape (bands, rows, width), as a
+        view of the file (write into it to store rows without a copy); valid until `close()`."""
+        self._opened()
+        if self._map is None or rows == 0:
+            return np.zeros((self.bands, rows, self.width), dtype=self.dtype)
+        itemsize = self.dtype.itemsize
+        view: NDArray[Any] = np.ndarray(
+            (self.bands, rows, self.width),
+            dtype=self.dtype,
+            buffer=self._map,
+            offset=self._offset(0, row),
+            strides=(self.height * self.width * itemsize, self.width * itemsize, itemsize),
+        )
+        view.flags.writeable = writeable
+        return view
 
     def read(self, row: int, rows: int) -> NDArray[Any]:
-        """Full-width rows `row` .. `row + rows` of every band, shape (bands, rows, width)."""
-        file = self._opened()
-        out = np.empty((self.bands, rows, self.width), dtype=self.dtype)
+        """A read-only `view` of the rows; the pages of the rows read before are released."""
+        if self._last_read is not None:
+            self.release(*self._last_read)
+        self._last_read = (row, rows)
+        return self.view(row, rows)
+
+    def release(self, row: int, rows: int) -> None:
+        """Drop the pages of these rows from this process's memory; the file keeps the data
+        (the kernel's page cache holds it, and a later view maps it again)."""
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page, length = mmap.PAGESIZE, rows * self.width * self.dtype.itemsize
         for band in range(self.bands):
-            file.seek(self._offset(band, row))
-            file.readinto(memoryview(out[band]).cast("B"))
-        return out
+            start = self._offset(band, row)
+            first = start - start % page
+            self._map.madvise(mmap.MADV_DONTNEED, first, length + start - first)
 
     def close(self) -> None:
         """Remove the file."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
         if self._file is not None:
             self._file.close()
             self._file = None
