@@ -93,9 +93,9 @@ class ScratchRaster:
 
     def close(self) -> None:
         """Remove the file."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        # The map is not closed here: views handed out keep it (their base) and their data valid
+        # until they go; closing it under them would crash. The last view unmaps it.
+        self._map = None
         if self._file is not None:
             self._file.close()
             self._file = None

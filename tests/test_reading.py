@@ -127,3 +127,17 @@ def test_scratch_raster_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
     with pytest.raises(RuntimeError, match="closed"):
         scratch.read(0, 1)
+
+
+def test_scratch_views_outlive_the_scratch_file(tmp_path: Path) -> None:
+    """A strip still held when the source closes (a method stopped by an error) stays valid."""
+    with ScratchRaster(1, 4, 3, np.uint8, tmp_path) as scratch:
+        scratch.write(0, 0, np.arange(12, dtype=np.uint8).reshape(4, 3))
+        view = scratch.read(1, 2)
+        writable = scratch.view(0, 1, writeable=True)
+    assert not list(tmp_path.iterdir())
+    assert view.tolist() == [[[3, 4, 5], [6, 7, 8]]]
+    writable[0, 0, 0] = 9
+    assert writable[0, 0, 0] == 9
+    with pytest.raises(ValueError, match="read-only"):
+        view[0, 0, 0] = 1
