@@ -23,7 +23,7 @@ HALF_BINS = 32 << BIN_MANTISSA_BITS
 HISTOGRAM_BINS = 2 * HALF_BINS
 
 
-def _bins(values: NDArray[np.float64]) -> NDArray[np.intp]:
+def histogram_bins(values: NDArray[np.float64]) -> NDArray[np.intp]:
     """Histogram bin of each value: a monotone map read off its float32 bit pattern (sign,
     exponent and the top mantissa bits), with no division (notebook_kernels._bin per value)."""
     # + 0.0 turns -0.0 into 0.0: equal values must share a bin
@@ -78,7 +78,11 @@ class StripStatistics:
             return
         mean = float(values.mean())
         m2 = float(ne.evaluate("sum((v - mean) ** 2)", local_dict={"v": values, "mean": mean}))
-        histogram = np.bincount(_bins(values), minlength=HISTOGRAM_BINS) if self.quantiles else None
+        histogram = (
+            np.bincount(histogram_bins(values), minlength=HISTOGRAM_BINS)
+            if self.quantiles
+            else None
+        )
         self.merge(n, mean, m2, float(values.min()), float(values.max()), histogram)
 
     def merge(
@@ -134,7 +138,7 @@ class StripStatistics:
         """Pass 2: keep the distinct values (and their counts) that fall in the wanted bins."""
         if not self.needs_selection() or values.size == 0:
             return
-        self.add_selected(values[np.isin(_bins(values), self.wanted_bins)])
+        self.add_selected(values[np.isin(histogram_bins(values), self.wanted_bins)])
 
     def add_selected(self, kept: NDArray[np.float64]) -> None:
         """Pass 2: keep values already known to fall in the wanted bins."""
@@ -151,7 +155,7 @@ class StripStatistics:
         # Ranks are looked up only inside the wanted bins; a bin's first rank is the count of
         # all values in lower bins.
         result: dict[int, float] = {}
-        bins_of_distinct = _bins(distinct)
+        bins_of_distinct = histogram_bins(distinct)
         for b in self._wanted_bins:
             in_bin = bins_of_distinct == b
             start = int(self.histogram[: int(b)].sum())

@@ -103,3 +103,38 @@ def test_table_lookup_equals_the_arithmetic(tmp_path: Path) -> None:
         classes[dtype] = np.concatenate([c for _, c in NotebookMethod().classify(source)])
     assert np.array_equal(classes[np.uint16], classes[np.float64])
     assert np.array_equal(classes[np.uint16], notebook_oracle(dn, DEFAULT_GAINS).classes())
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "second_pass"),
+    [
+        (None, None, False),  # the sampled rows predict every quantile's bins: one pass
+        ("KEEP_MAX", 0, True),  # nothing kept: the selection pass for every quantity
+        ("SAMPLE_STEP", 100_000, True),  # one row per strip: some predictions miss
+    ],
+)
+def test_quantiles_stay_exact_when_the_prediction_misses(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, value: int | None, second_pass: bool
+) -> None:
+    import stacmask.methods.notebook as notebook
+
+    dn = _labelled_dn()
+    if setting is not None:
+        monkeypatch.setattr(notebook, setting, value)
+    selected: list[int] = []
+    select = NotebookMethod._select
+
+    def counted(
+        self: NotebookMethod, source: object, acc: object, wanted: np.ndarray, chunks: int
+    ) -> None:
+        selected.append(int(wanted.any(axis=1).sum()))
+        select(self, source, acc, wanted, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NotebookMethod, "_select", counted)
+    info = RADIOMETRY.scene_info()(dn.shape[2], dn.shape[1], TRANSFORM, None)
+    source = ArrayBandSource(dn, info, nodata=0, strip_rows=64)
+    classes = np.concatenate([c for _, c in NotebookMethod().classify(source)])
+    assert np.array_equal(classes, notebook_oracle(dn, DEFAULT_GAINS).classes())
+    assert bool(selected) == second_pass
+    if setting == "KEEP_MAX":
+        assert selected == [6]  # every quantity with quantiles

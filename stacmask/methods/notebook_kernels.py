@@ -58,7 +58,7 @@ def _pixel(raw: Any, r: int, c: int, g: Any, cmin: Any, span: Any, lut: Any, out
 
 @numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
 def _bin(bits: int) -> int:
-    """The histogram bin of statistics.py's `_bins`, from a value's float32 bit pattern."""
+    """The bin of statistics.histogram_bins, from a value's float32 bit pattern."""
     magnitude = ((bits & 0x7FFFFFFF) >> (23 - BIN_MANTISSA_BITS)) - (
         BIN_LOWEST_EXPONENT << BIN_MANTISSA_BITS
     )
@@ -67,11 +67,27 @@ def _bin(bits: int) -> int:
 
 
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
-def moments(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, histogram: Any) -> Any:
+def moments(
+    raw: Any,
+    g: Any,
+    cmin: Any,
+    span: Any,
+    lut: Any,
+    histogram: Any,
+    keep: Any,
+    kept: Any,
+    kept_start: Any,
+    kept_count: Any,
+) -> Any:
     """Pass 1: per row chunk, count of each quantity's values that are neither 0 nor NaN and,
     for the quantities whose std or min the rules use (NDVI, n2, n4: MOMENTS), their sum, sum of
     squares, min and max (rows of the returned (chunks, 5, 7) array; NaN for the others); the
-    values' bins are counted into `histogram[chunk, quantity]` (one accumulator per chunk)."""
+    values' bins are counted into `histogram[chunk, quantity]` (one accumulator per chunk).
+
+    Values in bins marked in `keep[quantity, bin]` are also stored in `kept[chunk]`, from
+    `kept_start[quantity]` up to `kept_start[quantity + 1]`, and counted in `kept_count[chunk,
+    quantity]`, which goes on counting past that room (an overflow the caller sees); both
+    accumulate across strips."""
     rows, cols = raw.shape[1], raw.shape[2]
     chunks = histogram.shape[0]
     result = np.zeros((chunks, 5, 7))
@@ -80,6 +96,7 @@ def moments(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, histogram: Any) ->
         as_float32 = np.empty(7, np.float32)
         as_int32 = as_float32.view(np.int32)
         hist = histogram[k]
+        store, stored = kept[k], kept_count[k]
         n, s1, s2 = np.zeros(7), np.zeros(7), np.zeros(7)
         lo, hi = np.full(7, np.inf), np.full(7, -np.inf)
         for r in range(k * rows // chunks, (k + 1) * rows // chunks):
@@ -90,8 +107,14 @@ def moments(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, histogram: Any) ->
                 for q in range(7):
                     x = v[q]
                     if x != 0 and x == x:
-                        hist[q, _bin(as_int32[q])] += 1
+                        b = _bin(as_int32[q])
+                        hist[q, b] += 1
                         n[q] += 1
+                        if keep[q, b]:
+                            at = kept_start[q] + stored[q]
+                            if at < kept_start[q + 1]:
+                                store[at] = x
+                            stored[q] += 1
                 for q in MOMENTS:
                     x = v[q]
                     if x != 0 and x == x:
