@@ -62,15 +62,31 @@ def _to_reflectance(raw: Any, factors: Any, nodata: float, out: Any) -> None:
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _mismatch(b1: Any, b2: Any, b3: Any, nodata: float) -> int:
-    """Pixels where some but not all of three bands hold data."""
-    count = 0
-    for i in numba.prange(b1.shape[0]):
-        for j in range(b1.shape[1]):
-            has = (b1[i, j] != nodata) + (b2[i, j] != nodata) + (b3[i, j] != nodata)
-            if has == 1 or has == 2:
-                count += 1
-    return count
+def _strip_statistics(raw: Any, nodata: float, chunks: int) -> Any:
+    """One pass over a (4, h, w) strip: each band's min and max over its non-NaN values (inf
+    and -inf when it has none) and the pixels where blue, green and red disagree on holding
+    data (some but not all of them equal `nodata`)."""
+    rows, cols = raw.shape[1], raw.shape[2]
+    low = np.full((chunks, 4), np.inf)
+    high = np.full((chunks, 4), -np.inf)
+    mismatch = np.zeros(chunks, np.int64)
+    for k in numba.prange(chunks):
+        for i in range(k * rows // chunks, (k + 1) * rows // chunks):
+            for j in range(cols):
+                for b in range(4):
+                    v = raw[b, i, j]
+                    if v == v:
+                        low[k, b] = min(low[k, b], v)
+                        high[k, b] = max(high[k, b], v)
+                has = (raw[0, i, j] != nodata) + (raw[1, i, j] != nodata) + (raw[2, i, j] != nodata)
+                if has == 1 or has == 2:
+                    mismatch[k] += 1
+    out_low, out_high = np.full(4, np.inf), np.full(4, -np.inf)
+    for k in range(chunks):
+        for b in range(4):
+            out_low[b] = min(out_low[b], low[k, b])
+            out_high[b] = max(out_high[b], high[k, b])
+    return out_low, out_high, mismatch.sum()
 
 
 class RasterBandSource:
@@ -313,12 +329,10 @@ class RasterBandSource:
 
     def _account(self, window: Window, raw: NDArray[Any]) -> None:
         """Fold a decoded strip into min, max, the footprint QA and the thumbnail."""
-        for band, data in enumerate(raw):
-            if data.dtype.kind == "f" and np.isnan(data).all():
-                continue
-            self._minimum[band] = min(self._minimum[band], float(np.nanmin(data)))
-            self._maximum[band] = max(self._maximum[band], float(np.nanmax(data)))
-        self._mismatch += int(_mismatch(raw[0], raw[1], raw[2], self.nodata))
+        low, high, mismatch = _strip_statistics(raw, self.nodata, 2 * numba.get_num_threads())
+        np.minimum(self._minimum, low, out=self._minimum)
+        np.maximum(self._maximum, high, out=self._maximum)
+        self._mismatch += int(mismatch)
         step, top = self._thumbnail_step, int(window.row_off)
         for row in range(-(-top // step) * step, top + int(window.height), step):
             self._thumbnail_rows.append(raw[:, row - top, ::step].copy())
