@@ -8,9 +8,9 @@ One command (see README, "Benchmarks"):
 For each scene size it writes a synthetic CBERS-4A WPM scene (four DEFLATE-tiled uint16 bands,
 cached under --workdir), then runs, each in a fresh process so that peak RSS is its own:
   - the read floor: decoding the four bands once, tile by tile, on two threads;
-  - stacmask's own decoding, streamed from local files and over HTTP from a server on
-    127.0.0.1 (what one-pass methods such as `physical` read), and into the scratch copy that
-    methods making several passes (`notebook`) read again;
+  - stacmask's own decoding, streamed from local files and over HTTP from the sample API
+    serving them on 127.0.0.1 from another process (what one-pass methods such as `physical`
+    read), and into the scratch copy that methods making several passes (`notebook`) read;
   - `stacmask mask` with each method;
   - on sizes up to 8192 x 8192, the plain in-memory float64 numpy evaluation of the notebook
     rules (tests/notebook_oracle.py), the baseline the windowed engine replaces.
@@ -42,25 +42,25 @@ with ThreadPoolExecutor(2) as pool:
 
 DECODE = """
 import sys
-from contextlib import ExitStack
-from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from stacmask.constants import DEFAULT_GAINS
 from stacmask.inputs import Radiometry
 from stacmask.reading import RasterBandSource
-from stacmask.sample_api import SampleStacApi
-where, paths = sys.argv[2], [Path(p) for p in sys.argv[3:]]
 info = Radiometry(DEFAULT_GAINS, "default", 55.0, 45.0, None).scene_info()
-with ExitStack() as stack:
-    hrefs = [str(p) for p in paths]
-    if where == "http":
-        api = stack.enter_context(SampleStacApi(paths[0].parent))
-        hrefs = [api.data_url(p) for p in paths]
-    source = stack.enter_context(
-        RasterBandSource(hrefs, info, cache_bands=where == "local-cached")
-    )
+with RasterBandSource(sys.argv[3:], info, cache_bands=sys.argv[2] == "cached") as source:
     for window in source.strips():
         source.read_raw(window)
+"""
+
+SERVE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from stacmask.sample_api import SampleStacApi
+paths = [Path(p) for p in sys.argv[2:]]
+with SampleStacApi(paths[0].parent) as api:
+    print(" ".join(api.data_url(p) for p in paths), flush=True)
+    sys.stdin.read()  # serve until the benchmark closes stdin
 """
 
 IN_MEMORY = """
@@ -122,10 +122,19 @@ def main() -> None:
         mpx = rows * cols / 1e6
         floor_s, floor_gb = measure([sys.executable, "-c", READ_FLOOR, *map(str, bands)])
         row = {"size": f"{cols}x{rows}", "mpx": mpx, "read": (floor_s, floor_gb)}
-        for where in ("local", "http", "local-cached"):
-            row[f"decode-{where}"] = measure(
-                [sys.executable, "-c", DECODE, str(REPO), where, *map(str, bands)]
-            )
+        decode = [sys.executable, "-c", DECODE, str(REPO)]
+        row["decode-local"] = measure([*decode, "streamed", *map(str, bands)])
+        row["decode-local-cached"] = measure([*decode, "cached", *map(str, bands)])
+        with subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(REPO), *map(str, bands)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as server:
+            assert server.stdout is not None and server.stdin is not None
+            urls = server.stdout.readline().split()
+            row["decode-http"] = measure([*decode, "streamed", *urls])
+            server.stdin.close()
         for method in methods:
             out = args.workdir / f"mask_{method}_{rows}x{cols}.tif"
             row[method] = measure(
