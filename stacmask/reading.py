@@ -260,12 +260,9 @@ class RasterBandSource:
         """Stored values of every `step`-th row and column, shape (4, rows, cols), once every
         strip is decoded (gathered while decoding, for the preview)."""
         self.stats  # noqa: B018 (raises until every strip is decoded)
-        if step == self._thumbnail_step:
-            return np.stack(self._thumbnail_rows, axis=1)
-        if self._scratch is None:
-            raise RuntimeError(f"streamed bands keep a thumbnail of step {self._thumbnail_step}")
-        rows = [self._scratch.read(r, 1)[:, 0, ::step] for r in range(0, self.info.height, step)]
-        return np.stack(rows, axis=1)
+        if step != self._thumbnail_step:
+            raise ValueError(f"the thumbnail kept while decoding has step {self._thumbnail_step}")
+        return np.stack(self._thumbnail_rows, axis=1)
 
     # -- decoding --------------------------------------------------------------------------
     def prepare(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ from affine import Affine
 from numpy.typing import NDArray
 
 from stacmask.constants import DEFAULT_GAINS, ESUN_WPM
+from stacmask.scene import ArrayBandSource, SceneInfo
+from tests.conftest import shared_path
 
 TRANSFORM = Affine(8.0, 0.0, 500_000.0, 0.0, -8.0, 8_500_000.0)
 
@@ -75,3 +78,32 @@ def dn_from_reflectance(reflectance: NDArray[np.floating]) -> NDArray[np.uint16]
     inside = rotated_footprint(dn.shape[1], dn.shape[2])
     dn[:, ~inside] = 0
     return dn
+
+
+def landsat8_clip() -> tuple[ArrayBandSource, NDArray[np.uint8]]:
+    """The real Landsat-8 clip as TOA reflectance of blue, green, red, nir (its MTL rescaling
+    and sun angles), and its BQA cloud confidence (bits 14-15: 0 none ... 3 high)."""
+    folder = "data/landsat8-cloudy"
+    dn = np.stack(
+        [rasterio.open(shared_path(f"{folder}/l8_B{b}.tif")).read(1) for b in (2, 3, 4, 5)]
+    )
+    mtl = shared_path(f"{folder}/l8_MTL.txt").read_text()
+    elevation = float(mtl.split("SUN_ELEVATION = ")[1].split()[0])
+    azimuth = float(mtl.split("SUN_AZIMUTH = ")[1].split()[0])
+    rho = (dn.astype(np.float32) * 2e-5 - 0.1) / math.sin(math.radians(elevation))
+    with rasterio.open(shared_path(f"{folder}/l8_B2.tif")) as src:
+        info = SceneInfo(
+            src.width,
+            src.height,
+            src.transform,
+            src.crs,
+            30.0,
+            elevation,
+            azimuth,
+            None,
+            (1.0, 1.0, 1.0, 1.0),
+            "reflectance",
+        )
+    with rasterio.open(shared_path(f"{folder}/l8_BQA.tif")) as src:
+        confidence: NDArray[np.uint8] = ((src.read(1) >> 14) & 3).astype(np.uint8)
+    return ArrayBandSource(rho, info, reflectance_scale=1.0), confidence

@@ -7,7 +7,6 @@ onnxruntime is not installed; shared data still goes through shared_path (a fail
 from __future__ import annotations
 
 import json
-import math
 import sys
 from contextlib import nullcontext
 from datetime import datetime, timezone
@@ -38,6 +37,7 @@ from stacmask.reading import RasterBandSource
 from stacmask.samples import write_sample_scene
 from stacmask.scene import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
+from tests.rasters import landsat8_clip
 
 runner = CliRunner()
 WHEN = datetime(2021, 1, 10, 13, 30, tzinfo=timezone.utc)
@@ -166,31 +166,9 @@ def test_ensemble_on_the_labelled_scene_beats_physical(tmp_path: Path, model: Cs
 def test_ensemble_on_landsat8_stays_in_its_bqa_cloud(model: CsmaskModel) -> None:
     """csmask alone calls most of this hazy cumulus field cloud (~70 %); the ensemble's clouds
     must stay where the BQA sees cloud, about as much as its high confidence."""
-    folder = "data/landsat8-cloudy"
-    dn = np.stack(
-        [rasterio.open(shared_path(f"{folder}/l8_B{b}.tif")).read(1) for b in (2, 3, 4, 5)]
-    )
-    mtl = shared_path(f"{folder}/l8_MTL.txt").read_text()
-    elevation = float(mtl.split("SUN_ELEVATION = ")[1].split()[0])
-    azimuth = float(mtl.split("SUN_AZIMUTH = ")[1].split()[0])
-    rho = (dn.astype(np.float32) * 2e-5 - 0.1) / math.sin(math.radians(elevation))
-    with rasterio.open(shared_path(f"{folder}/l8_B2.tif")) as src:
-        info = SceneInfo(
-            src.width,
-            src.height,
-            src.transform,
-            src.crs,
-            30.0,
-            elevation,
-            azimuth,
-            None,
-            (1.0, 1.0, 1.0, 1.0),
-            "reflectance",
-        )
+    source, confidence = landsat8_clip()
     method = EnsembleMethod()
-    source = ArrayBandSource(rho, info, reflectance_scale=1.0)
     classes = np.concatenate([c for _, c in method.classify(source)])
-    confidence = (rasterio.open(shared_path(f"{folder}/l8_BQA.tif")).read(1) >> 14) & 3
     cloud = classes == CLOUD
     high = confidence == 3
     assert np.mean(confidence[cloud] >= 2) >= 0.9

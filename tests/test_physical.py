@@ -29,6 +29,7 @@ from stacmask.reading import RasterBandSource
 from stacmask.samples import write_sample_scene
 from stacmask.scene import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
+from tests.rasters import landsat8_clip
 
 runner = CliRunner()
 WHEN = datetime(2021, 1, 10, 13, 30, tzinfo=timezone.utc)
@@ -140,31 +141,8 @@ def test_clear_scene_of_soil_water_and_built_up_has_no_cloud(tmp_path: Path) -> 
 
 def test_landsat8_clouds_agree_with_its_bqa() -> None:
     """Real Landsat-8 DN and MTL rescaling; the BQA cloud confidence is a weak reference."""
-    folder = "data/landsat8-cloudy"
-    dn = np.stack(
-        [rasterio.open(shared_path(f"{folder}/l8_B{b}.tif")).read(1) for b in (2, 3, 4, 5)]
-    )
-    mtl = shared_path(f"{folder}/l8_MTL.txt").read_text()
-    elevation = float(mtl.split("SUN_ELEVATION = ")[1].split()[0])
-    azimuth = float(mtl.split("SUN_AZIMUTH = ")[1].split()[0])
-    rho = (dn.astype(np.float32) * 2e-5 - 0.1) / math.sin(math.radians(elevation))
-    with rasterio.open(shared_path(f"{folder}/l8_B2.tif")) as src:
-        info = SceneInfo(
-            src.width,
-            src.height,
-            src.transform,
-            src.crs,
-            30.0,
-            elevation,
-            azimuth,
-            None,
-            (1.0, 1.0, 1.0, 1.0),
-            "reflectance",
-        )
-    classes = np.concatenate(
-        [c for _, c in PhysicalMethod().classify(ArrayBandSource(rho, info, reflectance_scale=1.0))]
-    )
-    confidence = (rasterio.open(shared_path(f"{folder}/l8_BQA.tif")).read(1) >> 14) & 3
+    source, confidence = landsat8_clip()
+    classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
     cloud = classes == CLOUD
     high = confidence == 3
     assert np.mean(confidence[cloud] >= 2) >= 0.9, "our clouds must lie in BQA cloud"
