@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ from affine import Affine
 from numpy.typing import NDArray
 
 from stacmask.constants import DEFAULT_GAINS, ESUN_WPM
+from stacmask.inputs import Radiometry
+from stacmask.methods import MaskMethod
+from stacmask.reading import RasterBandSource
+from stacmask.samples import write_sample_scene
 from stacmask.scene import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 
@@ -107,3 +112,34 @@ def landsat8_clip() -> tuple[ArrayBandSource, NDArray[np.uint8]]:
     with rasterio.open(shared_path(f"{folder}/l8_BQA.tif")) as src:
         confidence: NDArray[np.uint8] = ((src.read(1) >> 14) & 3).astype(np.uint8)
     return ArrayBandSource(rho, info, reflectance_scale=1.0), confidence
+
+
+#: When the synthetic sweep scenes are acquired (their sun angles follow from it).
+SWEEP_DATE = datetime(2021, 1, 10, 13, 30, tzinfo=timezone.utc)
+
+
+def mask_synthetic_scene(
+    folder: Path, fraction: float, method: MaskMethod, seed: int = 11
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Class codes of `method` on a 512 x 512 synthetic WPM scene with `fraction` cloud (read
+    from its band files with the scene's sun angles and default gains), and its truth."""
+    scene = write_sample_scene(
+        folder,
+        "CBERS_4A_WPM_20210110_221_116_L4",
+        width=512,
+        height=512,
+        seed=seed,
+        cloud_fraction=fraction,
+        acquired=SWEEP_DATE,
+    )
+    radiometry = Radiometry(
+        DEFAULT_GAINS, "default", scene.sun_elevation, scene.sun_azimuth, SWEEP_DATE
+    )
+    hrefs = [str(scene.bands[f"BAND{b}"]) for b in range(1, 5)]
+    with RasterBandSource(
+        hrefs, radiometry.scene_info(), cache_bands=not method.reads_bands_once
+    ) as source:
+        classes = np.concatenate([c for _, c in method.classify(source)])
+    with rasterio.open(scene.truth) as src:
+        truth: NDArray[np.uint8] = src.read(1)
+    return classes, truth

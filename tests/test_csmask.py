@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import nullcontext
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,9 @@ import rasterio
 from typer.testing import CliRunner
 
 from stacmask.cli import app
-from stacmask.constants import CLOUD, DEFAULT_GAINS, NODATA
+from stacmask.constants import CLOUD, NODATA
 from stacmask.errors import DecodeError, MethodUnavailable
 from stacmask.evaluate import evaluate_files, score
-from stacmask.inputs import Radiometry
 from stacmask.methods import get_method
 from stacmask.methods.csmask import (
     CsmaskConfig,
@@ -33,14 +31,11 @@ from stacmask.methods.csmask import (
     working_factor,
 )
 from stacmask.methods.ensemble import EnsembleMethod, supported_shadow
-from stacmask.reading import RasterBandSource
-from stacmask.samples import write_sample_scene
 from stacmask.scene import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
-from tests.rasters import landsat8_clip
+from tests.rasters import landsat8_clip, mask_synthetic_scene
 
 runner = CliRunner()
-WHEN = datetime(2021, 1, 10, 13, 30, tzinfo=timezone.utc)
 LABELLED = "data/labelled/sentinel2_reflectance.tif"
 TRUTH = "data/labelled/sentinel2_truth.tif"
 
@@ -183,22 +178,8 @@ def test_ensemble_cover_tracks_synthetic_truth(
 ) -> None:
     """Synthetic 8 m WPM scenes (32 m working cells): csmask alone misses most of these
     clouds; the ensemble keeps physical's thick clouds, so cover still tracks the truth."""
-    scene = write_sample_scene(
-        tmp_path,
-        "CBERS_4A_WPM_20210110_221_116_L4",
-        width=512,
-        height=512,
-        seed=11,
-        cloud_fraction=fraction,
-        acquired=WHEN,
-    )
-    radiometry = Radiometry(DEFAULT_GAINS, "default", scene.sun_elevation, scene.sun_azimuth, WHEN)
-    hrefs = [str(scene.bands[f"BAND{b}"]) for b in range(1, 5)]
     method = EnsembleMethod()
-    with RasterBandSource(hrefs, radiometry.scene_info()) as source:
-        classes = np.concatenate([c for _, c in method.classify(source)])
-    with rasterio.open(scene.truth) as src:
-        truth = src.read(1)
+    classes, truth = mask_synthetic_scene(tmp_path, fraction, method)
     scores = score(classes, truth)
     assert scores.cloud_cover_predicted == pytest.approx(scores.cloud_cover_true, abs=3.0)
     assert scores.cloud_f1 >= 0.95

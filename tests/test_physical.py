@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from typer.testing import CliRunner
 from stacmask.cli import app
 from stacmask.constants import CLOUD, DEFAULT_GAINS, ESUN_WPM
 from stacmask.evaluate import Scores, evaluate_files, score
-from stacmask.inputs import Radiometry
 from stacmask.methods import DEFAULT_METHOD
 from stacmask.methods.physical import (
     PhysicalConfig,
@@ -25,14 +23,12 @@ from stacmask.methods.physical import (
     shadow_zone,
     sun_direction,
 )
-from stacmask.reading import RasterBandSource
 from stacmask.samples import write_sample_scene
 from stacmask.scene import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
-from tests.rasters import landsat8_clip
+from tests.rasters import SWEEP_DATE, landsat8_clip, mask_synthetic_scene
 
 runner = CliRunner()
-WHEN = datetime(2021, 1, 10, 13, 30, tzinfo=timezone.utc)
 
 
 def test_physical_is_the_default() -> None:
@@ -60,21 +56,7 @@ def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
 
 
 def _synthetic_scores(tmp_path: Path, fraction: float) -> Scores:
-    scene = write_sample_scene(
-        tmp_path / f"s{fraction}",
-        "CBERS_4A_WPM_20210110_221_116_L4",
-        width=512,
-        height=512,
-        seed=11,
-        cloud_fraction=fraction,
-        acquired=WHEN,
-    )
-    radiometry = Radiometry(DEFAULT_GAINS, "default", scene.sun_elevation, scene.sun_azimuth, WHEN)
-    hrefs = [str(scene.bands[f"BAND{b}"]) for b in range(1, 5)]
-    with RasterBandSource(hrefs, radiometry.scene_info()) as source:
-        classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
-    with rasterio.open(scene.truth) as src:
-        return score(classes, src.read(1))
+    return score(*mask_synthetic_scene(tmp_path / f"s{fraction}", fraction, PhysicalMethod()))
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.15, 0.35, 0.6, 0.9])
@@ -103,7 +85,7 @@ def test_clear_scene_of_soil_water_and_built_up_has_no_cloud(tmp_path: Path) -> 
         height=512,
         seed=5,
         cloud_fraction=0.0,
-        acquired=WHEN,
+        acquired=SWEEP_DATE,
     )
     dn = np.stack([rasterio.open(scene.bands[f"BAND{b}"]).read(1) for b in range(1, 5)])
     # A built-up district: grey, bright TOA reflectance (roofs, concrete, asphalt) ...
@@ -127,7 +109,7 @@ def test_clear_scene_of_soil_water_and_built_up_has_no_cloud(tmp_path: Path) -> 
         8.0,
         elevation,
         scene.sun_azimuth,
-        WHEN,
+        SWEEP_DATE,
         DEFAULT_GAINS,
         "default",
     )

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from stacmask.constants import DEFAULT_GAINS
+from stacmask.constants import CLEAR, CLOUD, DEFAULT_GAINS, SHADOW
 from stacmask.errors import BandReadError
 from stacmask.inputs import Radiometry
 from stacmask.masking import mask_scene
@@ -18,7 +18,8 @@ from stacmask.methods.physical import PhysicalMethod
 from stacmask.preview import preview_step
 from stacmask.reading import RasterBandSource
 from stacmask.scratch import ScratchRaster
-from tests.rasters import write_bands
+from tests.conftest import shared_path
+from tests.rasters import dn_from_reflectance, write_bands
 
 RADIOMETRY = Radiometry(DEFAULT_GAINS, "default", 50.0, 40.0, None)
 
@@ -81,21 +82,27 @@ def test_streamed_bands_are_read_once_in_order(tmp_path: Path) -> None:
         assert np.array_equal(source.read_raw(window), source.read_raw(window))
 
 
-@pytest.mark.parametrize("method", [PhysicalMethod(), NotebookMethod()])
-def test_streamed_and_cached_masks_are_identical(tmp_path: Path, method: object) -> None:
-    hrefs, _ = _scene(tmp_path)
-    results, masks = [], []
-    modes = [True, False] if method.reads_bands_once else [True]  # type: ignore[attr-defined]
-    for cache in modes:
-        out = tmp_path / f"mask_{cache}.tif"
+def test_streamed_and_cached_masks_are_identical(tmp_path: Path) -> None:
+    """The one-pass method gives the same mask, covers and preview either way (on the real
+    labelled scene, as DN: clear land, clouds and shadows)."""
+    with rasterio.open(shared_path("data/labelled/sentinel2_reflectance.tif")) as src:
+        dn = dn_from_reflectance(src.read())
+    hrefs = [str(p) for p in write_bands(tmp_path / "bands", dn, blocksize=128)]
+    method = PhysicalMethod()
+    assert method.reads_bands_once
+    results, masks, previews = [], [], []
+    for cache in (True, False):
+        out, preview = tmp_path / f"mask_{cache}.tif", tmp_path / f"p_{cache}.png"
         with _source(hrefs, cache) as source:
-            results.append(mask_scene(source, method, out, tmp_path / f"p_{cache}.png"))  # type: ignore[arg-type]
+            results.append(mask_scene(source, method, out, preview))
         with rasterio.open(out) as src:
             masks.append(src.read(1))
-    assert all(np.array_equal(masks[0], m) for m in masks)
-    assert all(r == results[0] for r in results)
-    previews = [(tmp_path / f"p_{cache}.png").read_bytes() for cache in modes]
-    assert all(p == previews[0] for p in previews)
+        previews.append(preview.read_bytes())
+    assert np.array_equal(masks[0], masks[1])
+    for code in (CLEAR, SHADOW, CLOUD):
+        assert (masks[0] == code).any(), f"the scene must exercise class {code}"
+    assert results[0] == results[1]
+    assert previews[0] == previews[1]
 
 
 def test_a_method_reading_twice_needs_cached_bands(tmp_path: Path) -> None:
