@@ -14,8 +14,9 @@ Passes over the BandSource (memory follows the strip; spatial work on a small gr
    angles the dark objects in the zone where a cloud's shadow can fall (away from the sun, at
    the distances of cloud heights 200 m - 12 km) and the cloud objects projected to their best
    match; with no sun angles the dark objects within reach of a cloud;
-3. per pixel again, from the test bits: the working-grid objects refined by the pixel's own
-   tests, water, classes.
+3. per pixel again, from the test bits: inside cloud objects every pixel is cloud, at their
+   edges (one cell either side) each pixel's own tests decide; shadow cells keep their dark
+   pixels; water; classes.
 """
 
 from __future__ import annotations
@@ -333,6 +334,21 @@ def cloud_objects(grid: WorkingGrid, cell: float, c: PhysicalConfig) -> tuple[Ma
     return cloud, _grow(cloud, c.cloud_buffer / cell) & grid.valid
 
 
+def pixel_decided_cells(cloud: Mask, zone: Mask, factor: int) -> tuple[Mask, Mask]:
+    """Cells whose pixels are all cloud, and cells where each pixel's own tests decide.
+
+    On a coarse working grid (`factor` > 1) the edge cells of the cloud objects and the cells
+    next to them are left to their pixels, so the outline follows the cloud, not the grid; the
+    inner cells stay wholly cloud (filled holes, thick cores where a pixel fails a test).
+    """
+    if factor == 1:
+        return cloud, zone
+    ring = np.ones((3, 3), bool)
+    inner: Mask = ndimage.binary_erosion(cloud, ring, border_value=1)
+    edges: Mask = ndimage.binary_dilation(zone, ring)
+    return inner, edges
+
+
 def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalConfig) -> Mask:
     """Cells whose NIR is far below that of their clear surroundings, and not clear water.
 
@@ -559,7 +575,8 @@ class PhysicalMethod:
             cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c, grid.valid
         )
         k = grid.factor
+        inner, edges = pixel_decided_cells(cloud, cloud_zone, k)
         for window in strips:
             row = int(window.row_off)
             flags = tests.read(row, int(window.height))[0]
-            yield window, _compose(flags, row, k, cloud, cloud_zone, shadow)
+            yield window, _compose(flags, row, k, inner, edges, shadow)
