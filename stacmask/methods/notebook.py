@@ -171,7 +171,7 @@ class NotebookMethod:
         """Pass 3: class codes of every strip."""
         limits = thresholds(self.statistics(source))
         for window, inputs in self._strips(source):
-            yield window, kernels.classify(*inputs, limits)
+            yield window, kernels.classify(*inputs, limits, 4 * numba.get_num_threads())
 
     @staticmethod
     def _strips(source: BandSource) -> Iterator[tuple[Window, tuple[Any, ...]]]:

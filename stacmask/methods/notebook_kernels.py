@@ -38,22 +38,26 @@ def _normalized(raw: Any, b: int, r: int, c: int, g: Any, cmin: Any, span: Any, 
 
 
 @numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
-def _pixel(raw: Any, r: int, c: int, g: Any, cmin: Any, span: Any, lut: Any, out: Any) -> bool:
-    """Normalized bands and indices of one pixel into `out` (7 values); returns the footprint."""
-    n1 = _normalized(raw, 0, r, c, g, cmin, span, lut)
-    n2 = _normalized(raw, 1, r, c, g, cmin, span, lut)
-    n3 = _normalized(raw, 2, r, c, g, cmin, span, lut)
-    n4 = _normalized(raw, 3, r, c, g, cmin, span, lut)
-    f = n1 != 0 and n2 != 0 and n3 != 0 and n4 != 0
-    m = 0.25 * n1 + 0.375 * n2 + 0.375 * n3
-    out[0] = (n4 - n3) / (n4 + n3) if f else 0.0
-    out[1] = abs(n1 - m) / m + abs(n2 - m) / m + abs(n3 - m) / m
-    out[2] = n1 - 0.45 * n3 - 0.08
-    out[3] = 3 * n4 / (n1 + n2 + n3) if f else 0.0
-    out[4] = n1 - 0.45 * n3 - 0.16 * n4 if f else n1 - 0.45 * n3
-    out[5] = n2
-    out[6] = n4
-    return bool(f)
+def _row(
+    raw: Any, r: int, g: Any, cmin: Any, span: Any, lut: Any, out: Any, footprint: Any
+) -> None:
+    """Indices of row `r` into `out` (7, cols) and its footprint into `footprint` (cols); one
+    plain loop over the row, which the compiler vectorizes."""
+    for c in range(raw.shape[2]):
+        n1 = _normalized(raw, 0, r, c, g, cmin, span, lut)
+        n2 = _normalized(raw, 1, r, c, g, cmin, span, lut)
+        n3 = _normalized(raw, 2, r, c, g, cmin, span, lut)
+        n4 = _normalized(raw, 3, r, c, g, cmin, span, lut)
+        f = (n1 != 0) & (n2 != 0) & (n3 != 0) & (n4 != 0)
+        m = 0.25 * n1 + 0.375 * n2 + 0.375 * n3
+        out[0, c] = (n4 - n3) / (n4 + n3) if f else 0.0
+        out[1, c] = abs(n1 - m) / m + abs(n2 - m) / m + abs(n3 - m) / m
+        out[2, c] = n1 - 0.45 * n3 - 0.08
+        out[3, c] = 3 * n4 / (n1 + n2 + n3) if f else 0.0
+        out[4, c] = n1 - 0.45 * n3 - 0.16 * n4 if f else n1 - 0.45 * n3
+        out[5, c] = n2
+        out[6, c] = n4
+        footprint[c] = f
 
 
 @numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
@@ -64,6 +68,18 @@ def _bin(bits: int) -> int:
     )
     magnitude = min(max(magnitude, 0), HALF_BINS - 1)
     return HALF_BINS - 1 - magnitude if bits < 0 else HALF_BINS + magnitude
+
+
+@numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _row_bins(values: Any, bins: Any) -> None:
+    """The histogram bin of each of a row's values (7, cols), or -1 where it is 0 or NaN (the
+    statistics leave those out)."""
+    for q in range(values.shape[0]):
+        for c in range(values.shape[1]):
+            x = values[q, c]
+            # + 0.0 turns -0.0 into 0.0: equal values share a bin
+            bits = np.float32(x + 0.0).view(np.int32)
+            bins[q, c] = _bin(bits) if (x != 0) & (x == x) else -1
 
 
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
@@ -92,32 +108,30 @@ def moments(
     chunks = histogram.shape[0]
     result = np.zeros((chunks, 5, 7))
     for k in numba.prange(chunks):
-        v = np.empty(7)
-        as_float32 = np.empty(7, np.float32)
-        as_int32 = as_float32.view(np.int32)
+        v = np.empty((7, cols))
+        footprint = np.empty(cols, np.bool_)
+        bins = np.empty((7, cols), np.int32)
         hist = histogram[k]
         store, stored = kept[k], kept_count[k]
         n, s1, s2 = np.zeros(7), np.zeros(7), np.zeros(7)
         lo, hi = np.full(7, np.inf), np.full(7, -np.inf)
         for r in range(k * rows // chunks, (k + 1) * rows // chunks):
+            _row(raw, r, g, cmin, span, lut, v, footprint)
+            _row_bins(v, bins)
             for c in range(cols):
-                _pixel(raw, r, c, g, cmin, span, lut, v)
                 for q in range(7):
-                    as_float32[q] = v[q] + 0.0  # -0.0 -> 0.0: equal values share a bin
-                for q in range(7):
-                    x = v[q]
-                    if x != 0 and x == x:
-                        b = _bin(as_int32[q])
+                    b = bins[q, c]
+                    if b >= 0:
                         hist[q, b] += 1
                         n[q] += 1
                         if keep[q, b]:
                             at = kept_start[q] + stored[q]
                             if at < kept_start[q + 1]:
-                                store[at] = x
+                                store[at] = v[q, c]
                             stored[q] += 1
                 for q in MOMENTS:
-                    x = v[q]
-                    if x != 0 and x == x:
+                    if bins[q, c] >= 0:
+                        x = v[q, c]
                         s1[q] += x
                         s2[q] += x * x
                         lo[q] = min(lo[q], x)
@@ -150,50 +164,68 @@ def select(
     values = np.empty(start[7])
     found = np.zeros((chunks, 7), np.int64)
     for k in numba.prange(chunks):
-        v = np.empty(7)
-        as_float32 = np.empty(7, np.float32)
-        as_int32 = as_float32.view(np.int32)
+        v = np.empty((7, cols))
+        footprint = np.empty(cols, np.bool_)
+        bins = np.empty((7, cols), np.int32)
         at = np.zeros(7, np.int64)
         for q in range(7):
             at[q] = start[q] + k * room[q]
         first = at.copy()
         for r in range(k * rows // chunks, (k + 1) * rows // chunks):
+            _row(raw, r, g, cmin, span, lut, v, footprint)
+            _row_bins(v, bins)
             for c in range(cols):
-                _pixel(raw, r, c, g, cmin, span, lut, v)
                 for q in range(7):
-                    as_float32[q] = v[q] + 0.0
-                for q in range(7):
-                    x = v[q]
-                    if x != 0 and x == x and wanted[q, _bin(as_int32[q])]:
-                        values[at[q]] = x
+                    b = bins[q, c]
+                    if b >= 0 and wanted[q, b]:
+                        values[at[q]] = v[q, c]
                         at[q] += 1
         found[k] = at - first
     return values, start, found
 
 
+@numba.njit(inline="always", **_JIT)  # type: ignore[untyped-decorator]
+def _classify_row(v: Any, footprint: Any, t: Any, out: Any) -> None:
+    """Class codes of one row from its indices `v` (7, cols) and footprint."""
+    for c in range(out.size):
+        if not footprint[c]:
+            out[c] = NODATA
+            continue
+        ndvi, wi, hot, ci, nscd, n2, n4 = (
+            v[0, c],
+            v[1, c],
+            v[2, c],
+            v[3, c],
+            v[4, c],
+            v[5, c],
+            v[6, c],
+        )
+        cloud = t[0] < ndvi < t[1] and wi < t[2] and hot > t[3] and ci < t[4] and nscd > t[5]
+        dark = n2 < t[6] and n4 < t[7]
+        water = (ndvi < t[8] and n4 < t[9]) or (ndvi < t[10] and n4 < t[11])
+        if dark and not water:
+            out[c] = SHADOW
+        elif cloud:
+            out[c] = CLOUD
+        elif water:
+            out[c] = WATER
+        else:
+            out[c] = CLEAR
+
+
 @numba.njit(parallel=True, **_JIT)  # type: ignore[untyped-decorator]
-def classify(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, t: Any) -> Any:
-    """Pass 3: class codes from the thresholds `t` (see `thresholds` in notebook.py)."""
+def classify(raw: Any, g: Any, cmin: Any, span: Any, lut: Any, t: Any, chunks: int) -> Any:
+    """Pass 3: class codes from the thresholds `t` (see `thresholds` in notebook.py), in
+    `chunks` row ranges run in parallel."""
     rows, cols = raw.shape[1], raw.shape[2]
     out = np.empty((rows, cols), np.uint8)
-    for r in numba.prange(rows):
-        v = np.empty(7)
-        for c in range(cols):
-            if not _pixel(raw, r, c, g, cmin, span, lut, v):
-                out[r, c] = NODATA
-                continue
-            ndvi, wi, hot, ci, nscd, n2, n4 = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
-            cloud = t[0] < ndvi < t[1] and wi < t[2] and hot > t[3] and ci < t[4] and nscd > t[5]
-            dark = n2 < t[6] and n4 < t[7]
-            water = (ndvi < t[8] and n4 < t[9]) or (ndvi < t[10] and n4 < t[11])
-            if dark and not water:
-                out[r, c] = SHADOW
-            elif cloud:
-                out[r, c] = CLOUD
-            elif water:
-                out[r, c] = WATER
-            else:
-                out[r, c] = CLEAR
+    chunks = max(1, min(rows, chunks))
+    for k in numba.prange(chunks):
+        v = np.empty((7, cols))
+        footprint = np.empty(cols, np.bool_)
+        for r in range(k * rows // chunks, (k + 1) * rows // chunks):
+            _row(raw, r, g, cmin, span, lut, v, footprint)
+            _classify_row(v, footprint, t, out[r])
     return out
 
 
