@@ -139,8 +139,14 @@ def test_clear_scene_of_soil_water_and_built_up_has_no_cloud(tmp_path: Path) -> 
     assert water > 0, "the scene's water body must be found"
 
 
-def test_landsat8_clouds_agree_with_its_bqa() -> None:
-    """Real Landsat-8 DN and MTL rescaling; the BQA cloud confidence is a weak reference."""
+@pytest.mark.parametrize("work_size", [2048, 128])
+def test_landsat8_clouds_agree_with_its_bqa(
+    monkeypatch: pytest.MonkeyPatch, work_size: int
+) -> None:
+    """Real Landsat-8 DN and MTL rescaling; the BQA cloud confidence is a weak reference. Also
+    on 5 x 5 pixel cells, where the clip's small cumulus test the cloud outline: 97 % of our
+    cloud in BQA medium or high confidence (85 % with the outline on the grid)."""
+    monkeypatch.setattr(physical, "WORK_SIZE", work_size)
     source, confidence = landsat8_clip()
     classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
     cloud = classes == CLOUD
