@@ -65,7 +65,7 @@ def parse_bbox(value: str | None) -> list[float] | None:
 
 def known_methods() -> list[str]:
     """Names of every mask method: the CBERS methods and those of the sensor profiles."""
-    from stacmask.profiles import PROFILES
+    from stacmask.sensors.profiles import PROFILES
 
     names = set(METHODS)
     for profile in PROFILES.values():
@@ -89,7 +89,7 @@ def check_cbers_method(value: str) -> str:
 
 def check_profile(value: str) -> str:
     """A known sensor profile name."""
-    from stacmask.profiles import PROFILES
+    from stacmask.sensors.profiles import PROFILES
 
     if value not in PROFILES:
         raise typer.BadParameter(f"{value!r}: known profiles are {', '.join(sorted(PROFILES))}")
@@ -98,7 +98,7 @@ def check_profile(value: str) -> str:
 
 def check_fmask_encoding(value: str) -> str:
     """A supported Fmask encoding."""
-    from stacmask.fmask import FMASK_ENCODINGS
+    from stacmask.methods.fmask import FMASK_ENCODINGS
 
     if value not in FMASK_ENCODINGS:
         raise typer.BadParameter(f"{value!r}: supported encodings are {', '.join(FMASK_ENCODINGS)}")
@@ -188,10 +188,10 @@ def build(
     ),
 ) -> None:
     """Search a STAC API, mask every scene and publish a static STAC catalog of mask COGs."""
-    from stacmask.build import BuildOptions
-    from stacmask.build import build as run_build
-    from stacmask.profiles import get_profile
-    from stacmask.sensor_scene import SensorOptions
+    from stacmask.pipeline.build import BuildOptions
+    from stacmask.pipeline.build import build as run_build
+    from stacmask.sensors.profiles import get_profile
+    from stacmask.sensors.sensor_scene import SensorOptions
 
     sensor_profile = get_profile(profile)
     chosen_method = method or (
@@ -279,10 +279,10 @@ def mask(
 ) -> None:
     """Mask one scene from local files (the same engine as `build`)."""
     from stacmask.constants import DEFAULT_GAINS
-    from stacmask.inputs import Radiometry, read_radiometry
-    from stacmask.masking import mask_scene
     from stacmask.methods import get_method
-    from stacmask.reading import RasterBandSource
+    from stacmask.pipeline.masking import mask_scene
+    from stacmask.reading.rasters import RasterBandSource
+    from stacmask.sensors.cbers4a.inputs import Radiometry, read_radiometry
 
     if (bands is None) == (reflectance is None):
         raise fail("give either --bands BLUE GREEN RED NIR or --reflectance STACK.tif")
@@ -382,7 +382,7 @@ def validate(
     ),
 ) -> None:
     """Validate every object of a catalog; exit non-zero on any problem."""
-    from stacmask.validate import validate_catalog
+    from stacmask.catalog.validate import validate_catalog
 
     report = validate_catalog(catalog, schema_map)
     for problem in report.problems:
@@ -403,7 +403,7 @@ def demo(
     workers: int = typer.Option(1, "--workers", min=1, help="Scenes processed in parallel."),
 ) -> None:
     """Build a catalog from embedded sample scenes served on 127.0.0.1 (no network needed)."""
-    from stacmask.demo import run_demo
+    from stacmask.demo.run import run_demo
 
     try:
         report = run_demo(
@@ -438,7 +438,7 @@ def geoparquet(
     ),
 ) -> None:
     """Export every item of a catalog to stac-geoparquet, queryable with DuckDB or GeoPandas."""
-    from stacmask.geoparquet import export_items
+    from stacmask.catalog.geoparquet import export_items
 
     try:
         report = export_items(catalog, output, ndjson=ndjson, base_url=base_url)
@@ -474,8 +474,8 @@ LimitOpt = Annotated[int | None, typer.Option(min=1, help="At most this many ite
 
 
 def _select(catalog: Path, limit: int | None, **options: Any) -> tuple[Any, list[Any]]:
-    """Load the catalog and run one selection (stacmask.query, as the server does)."""
-    from stacmask.query import CatalogIndex, build_search, select
+    """Load the catalog and run one selection (stacmask.serve.query, as the server does)."""
+    from stacmask.serve.query import CatalogIndex, build_search, select
 
     index = CatalogIndex.load(catalog)
     entries = select(index, build_search(**options))
@@ -500,7 +500,7 @@ def search(
     ] = False,
 ) -> None:
     """Search a local catalog without a server; print matching item ids (or JSON)."""
-    from stacmask.query import item_with_local_paths
+    from stacmask.serve.query import item_with_local_paths
 
     try:
         _, entries = _select(
@@ -543,7 +543,7 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace files already in OUT.")] = False,
 ) -> None:
     """Copy the masks of the selected items out as GeoTIFFs, with an index.geojson."""
-    from stacmask.export import export_masks
+    from stacmask.catalog.export import export_masks
 
     try:
         index, entries = _select(
@@ -575,8 +575,8 @@ def serve(
     """Serve a catalog: STAC API at /, files at /catalog/, STAC Browser at /browser/."""
     import uvicorn
 
-    from stacmask.browser import browser_dist
-    from stacmask.server import create_app
+    from stacmask.serve.browser import browser_dist
+    from stacmask.serve.server import create_app
 
     try:
         server_app = create_app(catalog)
@@ -603,7 +603,7 @@ def browser_build(
     force: Annotated[bool, typer.Option(help="Rebuild even if already built.")] = False,
 ) -> None:
     """Build STAC Browser from npm into the cache ($STACMASK_CACHE or ~/.cache/stacmask)."""
-    from stacmask.browser import build_browser
+    from stacmask.serve.browser import build_browser
 
     try:
         build_browser(force=force, log=lambda message: typer.echo(message, err=True))
@@ -614,7 +614,7 @@ def browser_build(
 @browser_app.command("path")
 def browser_path() -> None:
     """Print the folder of the built STAC Browser (exit 1 when not built)."""
-    from stacmask.browser import browser_dist
+    from stacmask.serve.browser import browser_dist
 
     dist = browser_dist()
     if dist is None:

@@ -49,7 +49,7 @@ from stacmask.constants import (
     WATER,
 )
 from stacmask.errors import DecodeError, MethodUnavailable
-from stacmask.scene import BandSource
+from stacmask.reading.band_source import BandSource
 
 METHOD_NAME: Final = "csmask"
 #: Shown when ukis-csmask or onnxruntime is missing.

@@ -33,8 +33,8 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
-from stacmask.scene import BandSource
-from stacmask.scratch import ScratchRaster
+from stacmask.reading.band_source import BandSource
+from stacmask.reading.scratch import ScratchRaster
 
 F32 = NDArray[np.float32]
 Mask = NDArray[np.bool_]
