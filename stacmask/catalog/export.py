@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from stacmask.constants import EXPORT_INDEX_FILE, MASK_ASSET
 from stacmask.errors import CatalogError
-from stacmask.serve.query import CatalogIndex, IndexedItem, JsonDict
+from stacmask.serve.query import IndexedItem, JsonDict
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ExportResult:
     index: Path
 
 
-def mask_path(index: CatalogIndex, entry: IndexedItem) -> Path:
+def mask_path(root: Path, entry: IndexedItem) -> Path:
     """The local mask file of an item; it must exist inside the catalog folder."""
     asset = (entry.item.get("assets") or {}).get(MASK_ASSET)
     if not asset or not asset.get("href"):
@@ -37,19 +37,20 @@ def mask_path(index: CatalogIndex, entry: IndexedItem) -> Path:
     if parts.scheme or parts.netloc or href.startswith("/"):
         raise CatalogError(f"{entry.path}: mask href {href!r} is not relative to the catalog")
     path = (entry.path.parent / unquote(parts.path)).resolve()
-    if not path.is_relative_to(index.root) or not path.is_file():
+    if not path.is_relative_to(root) or not path.is_file():
         raise CatalogError(f"{entry.path}: mask {href!r} is missing or outside the catalog")
     return path
 
 
 def export_masks(
-    index: CatalogIndex,
+    root: Path,
     entries: Sequence[IndexedItem],
     out_dir: Path | str,
     *,
     overwrite: bool = False,
 ) -> ExportResult:
-    """Copy the masks of `entries` into `out_dir` and write `index.geojson` beside them.
+    """Copy the masks of `entries` (items of the catalog folder `root`) into `out_dir` and
+    write `index.geojson` beside them.
 
     Every source is checked and no existing file is replaced (unless `overwrite`) before
     anything is copied, so a refused export leaves `out_dir` untouched.
@@ -64,7 +65,7 @@ def export_masks(
         if name in names:
             raise CatalogError(f"{entry.path}: two selected items are named {entry.id!r}")
         names.add(name)
-        plan.append((entry, mask_path(index, entry), out / name))
+        plan.append((entry, mask_path(root, entry), out / name))
     index_file = out / EXPORT_INDEX_FILE
     if not overwrite:
         clashes = [str(p) for p in [index_file, *(target for _, _, target in plan)] if p.exists()]

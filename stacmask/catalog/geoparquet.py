@@ -1,8 +1,8 @@
 """Export of a built catalog's items to stac-geoparquet (DuckDB, GeoPandas) and NDJSON (pgstac).
 
-Items are those the catalog's collections link to, read from their JSON files. Relative hrefs
-(assets, links) become absolute: file paths, or URLs under `base_url` when the catalog is
-served from there. Each item gets a `self` link. Outputs are written atomically.
+Items are those the catalog links to (stacmask.catalog.walk), read from their JSON files.
+Relative hrefs (assets, links) become absolute: file paths, or URLs under `base_url` when the
+catalog is served from there. Each item gets a `self` link. Outputs are written atomically.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pystac.utils import is_absolute_href, make_absolute_href
+from pystac.utils import make_absolute_href
 
-from stacmask.catalog.folder import _read_json
+from stacmask.catalog.walk import CatalogNode, ItemLink, catalog_file, raise_problem, walk_catalog
 from stacmask.errors import CatalogError, StacmaskError
 
 #: Items per Arrow chunk staged on disk during the export (memory follows the chunk).
@@ -34,50 +34,36 @@ class ExportReport:
 
 
 class CatalogItems:
-    """The collections and items of a catalog folder, with absolute hrefs."""
+    """The collections and items of a catalog folder (the one walk), with absolute hrefs.
+
+    A link that leaves the folder or leads to no file is an error (`CatalogError`): an export
+    is all of the catalog or nothing.
+    """
 
     def __init__(self, catalog: Path, base_url: str | None = None) -> None:
-        self.catalog_path = catalog / "catalog.json" if catalog.is_dir() else catalog
-        if not self.catalog_path.is_file():
-            raise CatalogError(f"{self.catalog_path}: no catalog.json here")
+        self.catalog_path = catalog_file(catalog)
         self.root = self.catalog_path.parent
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
 
     def location(self, path: Path) -> str:
         """Where a file of the catalog is read from: a URL under base_url, else its path."""
         if self.base_url is None:
-            return str(path.resolve())
-        return self.base_url + path.resolve().relative_to(self.root.resolve()).as_posix()
-
-    def collection_paths(self) -> Iterator[Path]:
-        """collection.json files the root catalog links to as children."""
-        for link in _read_json(self.catalog_path).get("links", []):
-            if link.get("rel") == "child":
-                yield self._linked(self.catalog_path, str(link["href"]))
+            return str(path)
+        return self.base_url + path.relative_to(self.root).as_posix()
 
     def collections(self) -> dict[str, dict[str, Any]]:
         """Collections by id, hrefs made absolute."""
-        found = {}
-        for path in self.collection_paths():
-            collection = self._absolute(_read_json(path), path)
-            found[str(collection["id"])] = collection
-        return found
+        return {
+            str(node.doc["id"]): self._absolute(node.doc, node.path)
+            for node in walk_catalog(self.catalog_path, raise_problem)
+            if isinstance(node, CatalogNode) and node.is_collection
+        }
 
     def items(self) -> Iterator[dict[str, Any]]:
-        """Every item linked from a collection, hrefs made absolute."""
-        for collection_path in self.collection_paths():
-            for link in _read_json(collection_path).get("links", []):
-                if link.get("rel") == "item":
-                    path = self._linked(collection_path, str(link["href"]))
-                    yield self._absolute(_read_json(path), path)
-
-    def _linked(self, source: Path, href: str) -> Path:
-        if is_absolute_href(href):
-            raise CatalogError(f"{source}: link {href!r} is not relative to the catalog folder")
-        path = (source.parent / href).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise CatalogError(f"{source}: link {href!r} leaves the catalog folder")
-        return path
+        """Every item linked from the catalog, hrefs made absolute."""
+        for node in walk_catalog(self.catalog_path, raise_problem):
+            if isinstance(node, ItemLink):
+                yield self._absolute(node.read(), node.path)
 
     def _absolute(self, obj: dict[str, Any], path: Path) -> dict[str, Any]:
         start = self.location(path)

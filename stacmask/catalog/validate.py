@@ -1,20 +1,22 @@
 """`stacmask validate`: every object of a static catalog against its STAC schemas.
 
-Walks catalog.json through its child and item links, validates each object with stac-validator
-(core and extension schemas, offline through a schema map when given), checks that every link
-and local asset it names exists, and reports each problem with the file it is in.
+Walks catalog.json through its child and item links (stacmask.catalog.walk), validates each
+object with stac-validator (core and extension schemas, offline through a schema map when
+given), checks that every link and local asset it names exists inside the catalog folder, and
+reports each problem with the file it is in.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
+
+from stacmask.catalog.walk import ItemLink, walk_catalog
+from stacmask.errors import CatalogError
 
 
 @dataclass(frozen=True)
@@ -45,35 +47,22 @@ def _is_local(href: str) -> bool:
     return urlparse(href).scheme in ("", "file")
 
 
-def _walk(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    seen: set[Path] = set()
-    pending = [root.resolve()]
-    while pending:
-        path = pending.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            problems.append(Problem(path, f"cannot read JSON: {exc}"))
-            continue
-        if not isinstance(data, dict):
-            problems.append(Problem(path, "not a JSON object"))
-            continue
-        yield path, data
-        for link in data.get("links", []):
-            href = str(link.get("href", ""))
-            if link.get("rel") in ("child", "item") and _is_local(href):
-                target = (path.parent / urlparse(href).path).resolve()
-                if not target.exists():
-                    problems.append(Problem(path, f"{link.get('rel')} link to missing {href}"))
-                else:
-                    pending.append(target)
+def _objects(root: Path, problems: list[Problem]) -> Iterator[Path]:
+    """The file of every STAC object of the catalog (the one walk), with link and asset problems."""
+    for node in walk_catalog(root, lambda path, message: problems.append(Problem(path, message))):
+        if isinstance(node, ItemLink):
+            try:
+                data = node.read()
+            except CatalogError as exc:
+                problems.append(Problem(node.path, str(exc).removeprefix(f"{node.path}: ")))
+                continue
+        else:
+            data = node.doc
+        yield node.path
         for key, asset in (data.get("assets") or {}).items():
             href = str(asset.get("href", ""))
-            if _is_local(href) and not (path.parent / urlparse(href).path).exists():
-                problems.append(Problem(path, f"asset {key!r} points to missing file {href}"))
+            if _is_local(href) and not (node.path.parent / urlparse(href).path).exists():
+                problems.append(Problem(node.path, f"asset {key!r} points to missing file {href}"))
 
 
 def _schema_problems(path: Path, schema_map: Path | None) -> list[str]:
@@ -111,7 +100,7 @@ def validate_catalog(catalog: Path, schema_map: Path | None = None) -> Validatio
     if schema_map is not None and not schema_map.exists():
         return ValidationReport(0, [Problem(schema_map, "schema map not found")])
     checked = 0
-    for path, _ in _walk(root, problems):
+    for path in _objects(root, problems):
         checked += 1
         problems.extend(Problem(path, m) for m in _schema_problems(path, schema_map))
     return ValidationReport(checked, problems)

@@ -1,8 +1,12 @@
-"""Commands over a built catalog: validate, geoparquet, search, export, serve, browser."""
+"""Commands over a built catalog: validate, geoparquet, search, export, publish, serve, browser."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,118 +63,155 @@ def geoparquet(
     )
 
 
-# --- serve / search / export / browser (issue 4) ---------------------------------------------
+# --- search / export: the selection options, defined once ----------------------------------
 CatalogArg = Annotated[Path, typer.Argument(help="Catalog folder (with catalog.json).")]
-BboxOpt = Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")]
-IntersectsOpt = Annotated[str | None, typer.Option(help="GeoJSON geometry (text).")]
-DatetimeOpt = Annotated[
-    str | None,
-    typer.Option(help="Instant, year, month, day or interval: 2021-01, 2021-01-05, 2021-01/.."),
-]
-IdsOpt = Annotated[str | None, typer.Option(help="Comma-separated item ids.")]
-CollectionsOpt = Annotated[str | None, typer.Option(help="Comma-separated collection ids.")]
-FilterOpt = Annotated[
-    str | None, typer.Option(help='CQL2 filter, text or JSON, e.g. "eo:cloud_cover < 15".')
-]
-SortbyOpt = Annotated[
-    str | None,
-    typer.Option(help="Sort fields, e.g. +eo:cloud_cover,-datetime (default: newest first)."),
-]
-MaxCloudOpt = Annotated[
-    float | None, typer.Option(help="Shortcut: keep items with eo:cloud_cover <= this percentage.")
-]
-LimitOpt = Annotated[int | None, typer.Option(min=1, help="At most this many items.")]
 
 
-def _select(catalog: Path, limit: int | None, **options: Any) -> tuple[Any, list[Any]]:
-    """Load the catalog and run one selection (stacmask.serve.query, as the server does)."""
-    from stacmask.serve.query import CatalogIndex, build_search, select
+@dataclass(frozen=True)
+class Selection:
+    """What `stacmask search` and `export` select: the API's search parameters as text."""
 
-    index = CatalogIndex.load(catalog)
-    entries = select(index, build_search(**options))
-    return index, entries[:limit] if limit is not None else entries
+    bbox: str | None = None
+    intersects: str | None = None
+    datetime: str | None = None
+    ids: str | None = None
+    collections: str | None = None
+    filter: str | None = None
+    sortby: str | None = None
+    max_cloud: float | None = None
+    limit: int | None = None
+
+
+#: The command-line options of a `Selection`, by field.
+SELECTION_OPTIONS: dict[str, Any] = {
+    "bbox": Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")],
+    "intersects": Annotated[str | None, typer.Option(help="GeoJSON geometry (text).")],
+    "datetime": Annotated[
+        str | None,
+        typer.Option(help="Instant, year, month, day or interval: 2021-01, 2021-01-05, 2021-01/.."),
+    ],
+    "ids": Annotated[str | None, typer.Option(help="Comma-separated item ids.")],
+    "collections": Annotated[str | None, typer.Option(help="Comma-separated collection ids.")],
+    "filter": Annotated[
+        str | None, typer.Option(help='CQL2 filter, text or JSON, e.g. "eo:cloud_cover < 15".')
+    ],
+    "sortby": Annotated[
+        str | None,
+        typer.Option(help="Sort fields, e.g. +eo:cloud_cover,-datetime (default: newest first)."),
+    ],
+    "max_cloud": Annotated[
+        float | None,
+        typer.Option(help="Shortcut: keep items with eo:cloud_cover <= this percentage."),
+    ],
+    "limit": Annotated[int | None, typer.Option(min=1, help="At most this many items.")],
+}
+
+
+def with_selection(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the selection options; it receives them as one `selection` argument."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "selection"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in SELECTION_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        chosen = {name: kwargs.pop(name) for name in SELECTION_OPTIONS}
+        command(selection=Selection(**chosen), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _select(catalog: Path, selection: Selection) -> tuple[Any, list[Any]]:
+    """Open the catalog's index and run one selection (stacmask.serve.query, as the server)."""
+    from stacmask.catalog.index import CatalogIndex
+    from stacmask.serve.query import build_search, select
+
+    options = {k: v for k, v in asdict(selection).items() if k != "limit"}
+    search = build_search(**options)  # checks the query before the index is opened
+    index = CatalogIndex(catalog)
+    hits = select(index, search)
+    return index, hits[: selection.limit] if selection.limit is not None else hits
 
 
 @app.command()
+@with_selection
 def search(
     catalog: CatalogArg,
-    bbox: BboxOpt = None,
-    intersects: IntersectsOpt = None,
-    datetime: DatetimeOpt = None,
-    ids: IdsOpt = None,
-    collections: CollectionsOpt = None,
-    filter: FilterOpt = None,
-    sortby: SortbyOpt = None,
-    max_cloud: MaxCloudOpt = None,
-    limit: LimitOpt = None,
+    selection: Selection,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print a GeoJSON FeatureCollection of the items, not ids."),
     ] = False,
 ) -> None:
     """Search a local catalog without a server; print matching item ids (or JSON)."""
-    from stacmask.serve.query import item_with_local_paths
+    from stacmask.serve.query import item_with_local_paths, load
 
     try:
-        _, entries = _select(
-            catalog,
-            limit,
-            bbox=bbox,
-            intersects=intersects,
-            datetime=datetime,
-            ids=ids,
-            collections=collections,
-            filter=filter,
-            sortby=sortby,
-            max_cloud=max_cloud,
-        )
+        index, hits = _select(catalog, selection)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc
     if as_json:
-        features = [item_with_local_paths(entry) for entry in entries]
+        features = [item_with_local_paths(entry) for entry in load(index, hits)]
         typer.echo(json.dumps({"type": "FeatureCollection", "features": features}, indent=2))
     else:
-        for entry in entries:
-            typer.echo(entry.id)
+        for hit in hits:
+            typer.echo(hit.id)
 
 
 @app.command()
+@with_selection
 def export(
     catalog: CatalogArg,
     out: Annotated[
         Path, typer.Argument(help="Folder to write <item-id>_mask.tif and index.geojson into.")
     ],
-    bbox: BboxOpt = None,
-    intersects: IntersectsOpt = None,
-    datetime: DatetimeOpt = None,
-    ids: IdsOpt = None,
-    collections: CollectionsOpt = None,
-    filter: FilterOpt = None,
-    sortby: SortbyOpt = None,
-    max_cloud: MaxCloudOpt = None,
-    limit: LimitOpt = None,
+    selection: Selection,
     overwrite: Annotated[bool, typer.Option(help="Replace files already in OUT.")] = False,
 ) -> None:
     """Copy the masks of the selected items out as GeoTIFFs, with an index.geojson."""
     from stacmask.catalog.export import export_masks
+    from stacmask.serve.query import load
 
     try:
-        index, entries = _select(
-            catalog,
-            limit,
-            bbox=bbox,
-            intersects=intersects,
-            datetime=datetime,
-            ids=ids,
-            collections=collections,
-            filter=filter,
-            sortby=sortby,
-            max_cloud=max_cloud,
-        )
-        result = export_masks(index, entries, out, overwrite=overwrite)
+        index, hits = _select(catalog, selection)
+        result = export_masks(index.root, load(index, hits), out, overwrite=overwrite)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"{len(result.masks)} mask(s) and {result.index.name} written to {out}")
+
+
+@app.command()
+def publish(
+    catalog: CatalogArg,
+    pgstac: Annotated[
+        str,
+        typer.Option(
+            "--pgstac",
+            help="PostgreSQL DSN of a pgstac database, e.g. postgresql://user:pw@host/db "
+            "(or set PGSTAC_DSN).",
+            envvar="PGSTAC_DSN",
+        ),
+    ],
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="URL the catalog folder is served from: hrefs become URLs under it."),
+    ] = None,
+) -> None:
+    """Load (upsert) the catalog's collections and items into pgstac; run again after a build."""
+    from stacmask.catalog.pgstac import publish_catalog
+
+    try:
+        report = publish_catalog(catalog, pgstac, base_url=base_url)
+    except StacmaskError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"pgstac: {report.collections} collection(s), {report.loaded} item(s) loaded, "
+        f"{report.unchanged} unchanged"
+    )
 
 
 @app.command()

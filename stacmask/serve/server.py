@@ -1,13 +1,15 @@
 """`stacmask serve`: one read-only local server for a catalog built by `stacmask build`.
 
-- `/` ... a STAC API (landing page, conformance, queryables, collections, items, item
-  search by GET and POST with CQL2 filter and sortby) over the catalog's items; the
-  selection is `stacmask.serve.query`, the same code `stacmask search` runs.
+- `/` ... a STAC API (landing page, OpenAPI description at /api, conformance, queryables,
+  sortables, collections, items, item search by GET and POST with CQL2 filter and sortby) over
+  the catalog's DuckDB index; the selection is `stacmask.serve.query`, the same code
+  `stacmask search` runs.
 - `/catalog/...` the static catalog files, COGs (HTTP range requests) and previews.
 - `/browser/` STAC Browser (built by `stacmask browser build`), opening on this API.
 
-Every route is read-only (other methods get 405), CORS is open to any origin, and the static
-route never serves a file outside the catalog folder.
+Every route is read-only (other methods get 405), CORS is open to any origin, the static
+route never serves a file outside the catalog folder, and a malformed or hostile request gets
+a 400 (414 for an overlong URL, 413 for an overlong body) with a short JSON description.
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stacmask.catalog.index import CatalogIndex
 from stacmask.errors import QueryError
 from stacmask.serve.browser import browser_dist
+from stacmask.serve.openapi import OPENAPI_MEDIA_TYPE, openapi_document
 from stacmask.serve.query import (
-    CatalogIndex,
     IndexedItem,
     JsonDict,
     SearchResult,
+    find_item,
     parse_search,
     resolve_hrefs,
     search_page,
@@ -65,10 +70,38 @@ CONFORMANCE: tuple[str, ...] = (
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/accent-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
 )
 GEOJSON = "application/geo+json"
 STAC_JSON = "application/json"
+SCHEMA_JSON = "application/schema+json"
 CATALOG_PREFIX = "catalog"
+#: Longest request target (path and query) answered; longer ones get 414.
+MAX_URL_BYTES = 16_384
+#: Largest POST body read; larger ones get 413.
+MAX_BODY_BYTES = 1_000_000
+#: Kinds of property that /sortables offers (scalars).
+SORTABLE_KINDS = frozenset({"integer", "number", "string", "boolean", "date-time"})
+
+
+class UrlLengthLimit:
+    """ASGI middleware: a 414 with a short JSON message for request targets over the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_URL_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse overlong targets before routing; pass everything else on."""
+        if scope["type"] == "http":
+            length = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            if length > self.limit:
+                response = _error(414, "URITooLong", f"request target over {self.limit} bytes")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class CatalogFiles(StaticFiles):
@@ -98,15 +131,18 @@ def _error(status: int, code: str, description: str) -> JsonResponse:
 
 
 def create_app(catalog_dir: Path | str, *, browser_dir: Path | None = None) -> Starlette:
-    """The server's ASGI app over `catalog_dir` (read once, at start)."""
-    index = CatalogIndex.load(catalog_dir)
+    """The server's ASGI app over `catalog_dir` (its index is caught up at start and then
+    whenever the catalog changes)."""
+    index = CatalogIndex(catalog_dir)
     browser = browser_dir if browser_dir is not None else browser_dist()
     api = StacApi(index)
 
     routes: list[Route | Mount] = [
         Route("/", api.landing),
+        Route("/api", api.service_description),
         Route("/conformance", api.conformance),
         Route("/queryables", api.queryables),
+        Route("/sortables", api.sortables),
         Route("/collections", api.collections),
         Route("/collections/{collection_id}", api.collection),
         Route("/collections/{collection_id}/queryables", api.queryables),
@@ -134,18 +170,26 @@ def create_app(catalog_dir: Path | str, *, browser_dir: Path | None = None) -> S
     async def query_error(request: Request, exc: Exception) -> Response:
         return _error(400, "BadRequest", str(exc))
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return _error(500, "ServerError", f"{type(exc).__name__} (the server log has more)")
+
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(UrlLengthLimit),
             Middleware(
                 CORSMiddleware,
                 allow_origins=["*"],
                 allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
                 allow_headers=["*"],
                 expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag"],
-            )
+            ),
         ],
-        exception_handlers={HTTPException: http_error, QueryError: query_error},
+        exception_handlers={
+            HTTPException: http_error,
+            QueryError: query_error,
+            Exception: server_error,
+        },
     )
     app.state.index = index
     return app
@@ -180,7 +224,6 @@ class StacApi:
 
     def __init__(self, index: CatalogIndex) -> None:
         self.index = index
-        self.by_id = {(entry.collection, entry.id): entry for entry in index.items}
 
     # -- URL helpers ------------------------------------------------------------------------
     @staticmethod
@@ -222,13 +265,13 @@ class StacApi:
         return f"{base}search?ids={quote(entry.id)}"
 
     def _collection_json(self, request: Request, collection_id: str) -> JsonDict:
-        entry = self.index.collections.get(collection_id)
-        if entry is None:
+        node = self.index.collections.get(collection_id)
+        if node is None:
             raise HTTPException(404, f"no collection {collection_id!r}")
         base = self._base(request)
-        file_url = self._file_url(request, entry.relpath)
-        doc = resolve_hrefs(entry.collection, lambda href: urljoin(file_url, href))
-        url = f"{base}collections/{quote(entry.id)}"
+        file_url = self._file_url(request, node.relpath)
+        doc = resolve_hrefs(node.doc, lambda href: urljoin(file_url, href))
+        url = f"{base}collections/{quote(collection_id)}"
         keep = [
             link
             for link in doc.get("links", [])
@@ -242,7 +285,7 @@ class StacApi:
             {
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "href": f"{url}/queryables",
-                "type": "application/schema+json",
+                "type": SCHEMA_JSON,
             },
             {"rel": "alternate", "href": file_url, "type": STAC_JSON, "title": "Static file"},
             *keep,
@@ -254,25 +297,23 @@ class StacApi:
     ) -> JsonResponse:
         base = self._base(request)
         links: list[JsonDict] = [{"rel": "root", "href": base, "type": STAC_JSON}]
-        for rel, offset in (("next", result.next_offset), ("prev", result.previous_offset)):
-            if offset is None:
+        pages: list[tuple[str, int | None]] = [("self", None)]
+        pages += [("next", result.next_offset), ("prev", result.previous_offset)]
+        if result.search.offset > 0:
+            pages.append(("first", 0))
+        for rel, offset in pages:
+            if offset is None and rel != "self":
                 continue
+            query = dict(params)
+            if offset is not None:  # another page: the same query with that page's token
+                query.pop("token", None)
+                if offset > 0:
+                    query["token"] = str(offset)
             if post:
-                body = {**params, "token": str(offset)}
-                links.append(
-                    {
-                        "rel": rel,
-                        "href": str(request.url),
-                        "type": GEOJSON,
-                        "method": "POST",
-                        "body": body,
-                        "merge": False,
-                    }
-                )
+                link = {"href": str(request.url), "method": "POST", "body": query, "merge": False}
             else:
-                query = {**params, "token": str(offset)}
-                href = str(request.url.replace(query=urlencode(query)))
-                links.append({"rel": rel, "href": href, "type": GEOJSON})
+                link = {"href": str(request.url.replace(query=urlencode(query)))}
+            links.append({"rel": rel, "type": GEOJSON, **link})
         body = {
             "type": "FeatureCollection",
             "features": [self._item_json(request, entry) for entry in result.items],
@@ -290,6 +331,7 @@ class StacApi:
         links: list[JsonDict] = [
             {"rel": "self", "href": base, "type": STAC_JSON},
             {"rel": "root", "href": base, "type": STAC_JSON},
+            {"rel": "service-desc", "href": f"{base}api", "type": OPENAPI_MEDIA_TYPE},
             {"rel": "conformance", "href": f"{base}conformance", "type": STAC_JSON},
             {"rel": "data", "href": f"{base}collections", "type": STAC_JSON},
             {"rel": "search", "href": f"{base}search", "type": GEOJSON, "method": "GET"},
@@ -297,7 +339,12 @@ class StacApi:
             {
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "href": f"{base}queryables",
-                "type": "application/schema+json",
+                "type": SCHEMA_JSON,
+            },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables",
+                "href": f"{base}sortables",
+                "type": SCHEMA_JSON,
             },
             {
                 "rel": "alternate",
@@ -306,13 +353,13 @@ class StacApi:
                 "title": "Static catalog",
             },
         ]
-        for collection_id, entry in self.index.collections.items():
+        for collection_id, node in self.index.collections.items():
             links.append(
                 {
                     "rel": "child",
                     "href": f"{base}collections/{quote(collection_id)}",
                     "type": STAC_JSON,
-                    "title": entry.collection.get("title", collection_id),
+                    "title": node.doc.get("title", collection_id),
                 }
             )
         body = {
@@ -326,32 +373,54 @@ class StacApi:
         }
         return JsonResponse(body)
 
+    async def service_description(self, request: Request) -> Response:
+        """The OpenAPI document of this API."""
+        return JsonResponse(openapi_document(self._base(request)), media_type=OPENAPI_MEDIA_TYPE)
+
     async def conformance(self, request: Request) -> Response:
         """The conformance classes this server implements."""
         return JsonResponse({"conformsTo": list(CONFORMANCE)})
 
-    async def queryables(self, request: Request) -> Response:
-        """JSON Schema of the fields a filter may use (item properties seen in the catalog)."""
+    def _schema(self, request: Request, title: str, properties: JsonDict) -> JsonResponse:
         collection_id = request.path_params.get("collection_id")
         if collection_id is not None and collection_id not in self.index.collections:
             raise HTTPException(404, f"no collection {collection_id!r}")
-        properties: JsonDict = {
+        body = {
+            "$schema": "https://json-schema.org/draft/2019-09/schema",
+            "$id": str(request.url),
+            "type": "object",
+            "title": title,
+            "properties": properties,
+            "additionalProperties": True,
+        }
+        return JsonResponse(body, media_type=SCHEMA_JSON)
+
+    def _fields(self) -> JsonDict:
+        return {
             "id": {"title": "Item ID", "type": "string"},
             "collection": {"title": "Collection ID", "type": "string"},
             # No $ref to geojson.org: clients must work offline.
             "geometry": {"title": "Footprint", "type": "object", "format": "geometry-any"},
             "datetime": {"title": "Acquired", "type": "string", "format": "date-time"},
-            **{k: v for k, v in self.index.queryables.items() if k != "datetime"},
+            **{k: v for k, v in self.index.queryables().items() if k != "datetime"},
         }
-        body = {
-            "$schema": "https://json-schema.org/draft/2019-09/schema",
-            "$id": str(request.url),
-            "type": "object",
-            "title": "Queryables",
-            "properties": properties,
-            "additionalProperties": False,
+
+    async def queryables(self, request: Request) -> Response:
+        """JSON Schema of the fields a filter may use (item properties seen in the catalog).
+
+        A property not listed is no error: no item has it, so it compares as NULL.
+        """
+        return self._schema(request, "Queryables", self._fields())
+
+    async def sortables(self, request: Request) -> Response:
+        """JSON Schema of the fields sortby may use: the scalar ones."""
+        kinds = {"id": "string", "collection": "string", **self.index.kinds}
+        sortable = {
+            name: schema
+            for name, schema in self._fields().items()
+            if name == "datetime" or kinds.get(name) in SORTABLE_KINDS
         }
-        return JsonResponse(body, media_type="application/schema+json")
+        return self._schema(request, "Sortables", sortable)
 
     async def collections(self, request: Request) -> Response:
         """Every collection of the catalog."""
@@ -385,7 +454,7 @@ class StacApi:
         """One item."""
         collection_id = request.path_params["collection_id"]
         item_id = request.path_params["item_id"]
-        entry = self.by_id.get((collection_id, item_id))
+        entry = await run_in_threadpool(find_item, self.index, collection_id, item_id)
         if entry is None:
             raise HTTPException(404, f"no item {item_id!r} in collection {collection_id!r}")
         return JsonResponse(self._item_json(request, entry), media_type=GEOJSON)
@@ -393,12 +462,7 @@ class StacApi:
     async def search(self, request: Request) -> Response:
         """Item search by GET (query string) or POST (JSON body)."""
         if request.method == "POST":
-            try:
-                params = await request.json()
-            except ValueError:
-                raise QueryError("POST /search: the body is not JSON") from None
-            if not isinstance(params, dict):
-                raise QueryError("POST /search: the body must be a JSON object")
+            params = await _json_body(request)
             search = parse_search(params, method="POST")
             result = await run_in_threadpool(search_page, self.index, search)
             return self._page(request, result, params, post=True)
@@ -406,3 +470,24 @@ class StacApi:
         search = parse_search(query, method="GET")
         result = await run_in_threadpool(search_page, self.index, search)
         return self._page(request, result, query, post=False)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """A POST body as a JSON object: bounded in size, nesting errors are a 400."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise HTTPException(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        params = json.loads(body)
+    except RecursionError:
+        raise QueryError("POST /search: the body is nested too deeply") from None
+    except ValueError:
+        raise QueryError("POST /search: the body is not JSON") from None
+    if not isinstance(params, dict):
+        raise QueryError("POST /search: the body must be a JSON object")
+    return params

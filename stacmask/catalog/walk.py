@@ -1,0 +1,190 @@
+"""The one walk of a static catalog, used by validate, the geoparquet export and the index.
+
+From `catalog.json` it follows `child` links (catalogs, collections) and `item` links, breadth
+first, each file once. Catalogs and collections are read as they are reached; items are only
+listed (`ItemLink`), so a caller that needs the files' metadata (the index, comparing sizes and
+modification times) does not parse 100,000 JSON files to find the ten that changed.
+
+Links are followed only when they are relative and lead to a file inside the catalog folder
+(symlinks resolved): anything else is a problem, reported through `on_problem` with the file
+that holds the link, and skipped. The default reporter warns (`StacmaskWarning`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from stacmask.errors import CatalogError, StacmaskWarning
+
+JsonDict = dict[str, Any]
+#: Called with the file at fault and what is wrong with it.
+ProblemReporter = Callable[[Path, str], None]
+
+
+def warn_problem(path: Path, message: str) -> None:
+    """The default reporter: a `StacmaskWarning` naming the file."""
+    warnings.warn(f"{path}: {message}", StacmaskWarning, stacklevel=4)
+
+
+def raise_problem(path: Path, message: str) -> None:
+    """A strict reporter: the first problem is a `CatalogError`."""
+    raise CatalogError(f"{path}: {message}")
+
+
+def read_json(path: Path) -> JsonDict:
+    """A STAC JSON file as a dict; `CatalogError` naming the file when it is not one."""
+    try:
+        with path.open("rb") as stream:
+            doc = json.load(stream)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CatalogError(f"{path}: cannot read STAC JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CatalogError(f"{path}: not a STAC object (the JSON is not an object)")
+    return doc
+
+
+@dataclass(frozen=True)
+class CatalogNode:
+    """A catalog or collection of the tree, read."""
+
+    path: Path  # resolved
+    relpath: str  # relative to the catalog folder, "/" separators
+    doc: JsonDict
+    #: The collection this node is, or lies in (None above any collection).
+    collection: str | None
+
+    @property
+    def is_collection(self) -> bool:
+        """True for a STAC Collection."""
+        return self.doc.get("type") == "Collection"
+
+
+@dataclass(frozen=True)
+class ItemLink:
+    """An item the tree links to, not read yet (its file's status is known)."""
+
+    path: Path  # inside the catalog folder, symlinks resolved
+    relpath: str
+    collection: str | None
+    #: The catalog or collection file that links to it.
+    source: Path
+    mtime_ns: int
+    size: int
+
+    def read(self) -> JsonDict:
+        """The item's JSON (`CatalogError` naming the file when unreadable)."""
+        return read_json(self.path)
+
+
+def catalog_file(catalog: Path | str) -> Path:
+    """The root `catalog.json` of a catalog folder (or the file itself), resolved."""
+    path = Path(catalog)
+    path = path / "catalog.json" if path.is_dir() else path
+    if not path.is_file():
+        raise CatalogError(f"{path}: no catalog.json here")
+    return path.resolve()
+
+
+class _Resolver:
+    """Where relative links lead inside one folder, checked with as few system calls as possible.
+
+    A link is followed when its normalized path lies inside the folder and every directory on
+    the way is a real directory (each checked once) and the target a regular file; a symlink on
+    the way is resolved and must lead inside the folder too.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.verified: set[str] = {self.root}
+
+    def target(self, source: Path, href: str) -> tuple[str, os.stat_result] | str:
+        """(path, lstat) of the file `href` (in `source`) leads to, or why it is not followed."""
+        parts = urlsplit(href)
+        if not href or parts.scheme or parts.netloc or href.startswith("/"):
+            return f"link {href!r} is not relative to the catalog; skipped"
+        target = os.path.normpath(os.path.join(source.parent, unquote(parts.path)))
+        if not target.startswith(self.root + os.sep):
+            return f"link {href!r} leads outside the catalog folder; skipped"
+        try:
+            pending = []
+            folder = os.path.dirname(target)
+            while folder not in self.verified:
+                pending.append(folder)
+                folder = os.path.dirname(folder)
+            for folder in pending:
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                    return self._through_link(href, target)
+                self.verified.add(folder)
+            status = os.lstat(target)
+        except OSError:
+            return f"link {href!r} leads to no file; skipped"
+        if stat.S_ISLNK(status.st_mode):
+            return self._through_link(href, target)
+        if not stat.S_ISREG(status.st_mode):
+            return f"link {href!r} leads to no file; skipped"
+        return target, status
+
+    def _through_link(self, href: str, target: str) -> tuple[str, os.stat_result] | str:
+        real = os.path.realpath(target)
+        if not real.startswith(self.root + os.sep):
+            return f"link {href!r} leads outside the catalog folder; skipped"
+        try:
+            status = os.stat(real)
+        except OSError:
+            return f"link {href!r} leads to no file; skipped"
+        if not stat.S_ISREG(status.st_mode):
+            return f"link {href!r} leads to no file; skipped"
+        return real, status
+
+
+def walk_catalog(
+    catalog: Path | str, on_problem: ProblemReporter = warn_problem
+) -> Iterator[CatalogNode | ItemLink]:
+    """Every catalog, collection (read) and item (listed) reachable from the root, each once.
+
+    The root catalog comes first; a node is yielded before the nodes and items it links to.
+    """
+    top = catalog_file(catalog)
+    root = top.parent
+    resolver = _Resolver(root)
+    skip = len(str(root)) + 1
+    seen: set[str] = {str(top)}
+    pending: deque[tuple[Path, str | None]] = deque([(top, None)])
+    while pending:
+        path, parent_collection = pending.popleft()
+        try:
+            doc = read_json(path)
+        except CatalogError as exc:
+            on_problem(path, str(exc).removeprefix(f"{path}: "))
+            continue
+        is_collection = doc.get("type") == "Collection"
+        collection = str(doc.get("id")) if is_collection else parent_collection
+        links = [
+            (str(link["rel"]), str(link.get("href") or ""))
+            for link in doc.get("links") or []
+            if isinstance(link, dict) and link.get("rel") in ("child", "item")
+        ]  # taken before the node is yielded: a caller may change its doc
+        yield CatalogNode(path, str(path)[skip:], doc, collection)
+        for rel, href in links:
+            found = resolver.target(path, href)
+            if isinstance(found, str):
+                on_problem(path, f"{rel} {found}")
+                continue
+            target, status = found
+            if target in seen:
+                continue
+            seen.add(target)
+            if rel == "item":
+                relpath, mtime, size = target[skip:], status.st_mtime_ns, status.st_size
+                yield ItemLink(Path(target), relpath, collection, path, mtime, size)
+            else:
+                pending.append((Path(target), collection))
