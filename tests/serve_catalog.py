@@ -10,10 +10,6 @@ catalog the tests serve; the covers in `Scene` are read back from the built item
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pystac
 import rasterio
-import requests
 from affine import Affine
 from rasterio.warp import transform_geom
 
 from tests.rasters import dn_from_reflectance, write_bands
+from tests.stac_server import serve_subprocess
 
 SOURCE_COLLECTION = "CB4A-WPM-L4-DN-1"
 COLLECTION_ID = f"{SOURCE_COLLECTION}-mask"
@@ -150,40 +146,18 @@ def make_source_catalog(root: Path, reflectance: Path) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def build_mask_catalog(source: Path, out: Path) -> Path:
     """Serve `source` with `stacmask serve` in a subprocess and run `stacmask build` on it."""
     from stacmask.constants import BAND_KEY_PRESETS
     from stacmask.pipeline.build import BuildOptions, build
 
-    port = _free_port()
-    command = [sys.executable, "-m", "stacmask", "serve", str(source), "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(url, timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the source STAC API did not start") from None
-                time.sleep(0.1)
+    with serve_subprocess(source) as url:
         options = BuildOptions(
             out=out, keys=BAND_KEY_PRESETS["bdc"], stac_url=url, collection=SOURCE_COLLECTION
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # no XML metadata: default gains, said once a scene
             report = build(options, echo=lambda _: None, progress=False)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     if not report.ok or len(report.done) != len(SOURCE_SCENES):
         raise RuntimeError(f"stacmask build failed: {report.failed}")
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from stacmask import __version__
@@ -85,3 +86,22 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "/search": search,
         },
     }
+
+
+def openapi_page(document: dict[str, Any]) -> str:
+    """The OpenAPI document as a plain HTML page: each path, what it answers, its parameters."""
+    rows = []
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            names = ", ".join(p["name"] for p in operation.get("parameters", []))
+            rows.append(
+                f"<tr><td>{method.upper()}</td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(operation['summary'])}</td><td>{html.escape(names)}</td></tr>"
+            )
+    title = html.escape(document["info"]["title"])
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
+        f"<h1>{title}</h1><p>{html.escape(document['info']['description'])} The OpenAPI "
+        "document is at <a href='api'>api</a>.</p><table><tr><th>method</th><th>path</th>"
+        f"<th>answers</th><th>parameters</th></tr>{''.join(rows)}</table></body></html>"
+    )

@@ -440,10 +440,11 @@ def parse_search(
         fields["intersects"] = parse_geometry(params["intersects"])
     if params.get("datetime") is not None:
         fields["datetime"] = parse_datetime(params["datetime"], periods=periods)
+    # ids and collections may be comma-separated text in a POST too (clients send that).
     if params.get("ids") is not None:
-        fields["ids"] = _parse_list("ids", params["ids"], text_allowed=get)
+        fields["ids"] = _parse_list("ids", params["ids"], text_allowed=True)
     if params.get("collections") is not None:
-        fields["collections"] = _parse_list("collections", params["collections"], text_allowed=get)
+        fields["collections"] = _parse_list("collections", params["collections"], text_allowed=True)
     crs = params.get("filter-crs")
     if crs is not None and crs not in CRS84:
         raise QueryError(f"filter-crs {echo(crs)}: only {CRS84[0]} is supported")

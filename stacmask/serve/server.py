@@ -26,7 +26,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stacmask.catalog.index import CatalogIndex
 from stacmask.errors import QueryError
 from stacmask.serve.browser import browser_dist
-from stacmask.serve.openapi import OPENAPI_MEDIA_TYPE, openapi_document
+from stacmask.serve.openapi import OPENAPI_MEDIA_TYPE, openapi_document, openapi_page
 from stacmask.serve.query import (
     IndexedItem,
     JsonDict,
@@ -140,6 +146,7 @@ def create_app(catalog_dir: Path | str, *, browser_dir: Path | None = None) -> S
     routes: list[Route | Mount] = [
         Route("/", api.landing),
         Route("/api", api.service_description),
+        Route("/api.html", api.service_page),
         Route("/conformance", api.conformance),
         Route("/queryables", api.queryables),
         Route("/sortables", api.sortables),
@@ -278,17 +285,18 @@ class StacApi:
             if link.get("rel") not in ("self", "root", "parent", "item", "child")
         ]
         doc["links"] = [
-            {"rel": "self", "href": url, "type": STAC_JSON},
-            {"rel": "root", "href": base, "type": STAC_JSON},
-            {"rel": "parent", "href": base, "type": STAC_JSON},
-            {"rel": "items", "href": f"{url}/items", "type": GEOJSON},
+            {"rel": "self", "href": url, "type": STAC_JSON, "title": "This collection"},
+            {"rel": "root", "href": base, "type": STAC_JSON, "title": "Landing page"},
+            {"rel": "parent", "href": base, "type": STAC_JSON, "title": "Landing page"},
+            {"rel": "items", "href": f"{url}/items", "type": GEOJSON, "title": "Items"},
             {
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "href": f"{url}/queryables",
                 "type": SCHEMA_JSON,
+                "title": "Queryables",
             },
             {"rel": "alternate", "href": file_url, "type": STAC_JSON, "title": "Static file"},
-            *keep,
+            *({**link, "title": link.get("title") or link.get("rel")} for link in keep),
         ]
         return doc
 
@@ -332,6 +340,7 @@ class StacApi:
             {"rel": "self", "href": base, "type": STAC_JSON},
             {"rel": "root", "href": base, "type": STAC_JSON},
             {"rel": "service-desc", "href": f"{base}api", "type": OPENAPI_MEDIA_TYPE},
+            {"rel": "service-doc", "href": f"{base}api.html", "type": "text/html"},
             {"rel": "conformance", "href": f"{base}conformance", "type": STAC_JSON},
             {"rel": "data", "href": f"{base}collections", "type": STAC_JSON},
             {"rel": "search", "href": f"{base}search", "type": GEOJSON, "method": "GET"},
@@ -376,6 +385,10 @@ class StacApi:
     async def service_description(self, request: Request) -> Response:
         """The OpenAPI document of this API."""
         return JsonResponse(openapi_document(self._base(request)), media_type=OPENAPI_MEDIA_TYPE)
+
+    async def service_page(self, request: Request) -> Response:
+        """A human-readable page of the API's paths (the landing page's service-doc)."""
+        return HTMLResponse(openapi_page(openapi_document(self._base(request))))
 
     async def conformance(self, request: Request) -> Response:
         """The conformance classes this server implements."""
