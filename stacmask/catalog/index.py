@@ -304,7 +304,8 @@ class CatalogIndex:
         self._checked = 0.0
         self._state = _State({}, {}, {})
         self._persist = True
-        self.refresh()
+        #: Item files read when the index was opened (0 when the snapshot was up to date).
+        self.read_at_open = self.refresh()
 
     # -- public view ------------------------------------------------------------------------
     @property

@@ -14,6 +14,7 @@ definitions. `cql2`'s own `to_sql` is not used: it writes PostgreSQL (`E'...'` s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -354,16 +355,15 @@ class Translation:
             "t_disjoint": "NOT (ls <= re AND le >= rs)",
             "t_intersects": "ls <= re AND le >= rs",
         }[op]
-        sql_parts: list[str] = []
         params: list[Any] = []
-        for token in template.split(" "):
-            if token in parts:
-                text, values = parts[token]
-                sql_parts.append(text)
-                params.extend(values)
-            else:
-                sql_parts.append(token)
-        return Operand("(" + " ".join(sql_parts) + ")", "boolean", tuple(params))
+
+        def bound(match: re.Match[str]) -> str:
+            text, values = parts[match.group(0)]
+            params.extend(values)
+            return text
+
+        sql = re.sub(r"\b(ls|le|rs|re)\b", bound, template)
+        return Operand(f"({sql})", "boolean", tuple(params))
 
     def array(self, op: str, args: Sequence[Any]) -> Operand:
         """A_EQUALS, A_CONTAINS, A_CONTAINEDBY, A_OVERLAPS of array properties and lists.
