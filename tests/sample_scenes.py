@@ -12,10 +12,10 @@ import rasterio
 from affine import Affine
 
 from stacmask.constants import BAND_KEY_PRESETS
-from stacmask.demo.sample_api import SampleStacApi
 from stacmask.pipeline.build import BuildOptions
 from tests.conftest import shared_path
 from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands
+from tests.sample_api import SampleStacApi
 
 COLLECTION = "TEST-WPM-L4-DN"
 MASK_COLLECTION = f"{COLLECTION}-mask"

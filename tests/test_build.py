@@ -23,10 +23,10 @@ from stacmask.catalog.folder import CatalogFolder
 from stacmask.catalog.validate import validate_catalog
 from stacmask.cli import app
 from stacmask.constants import CLOUD, NODATA, SHADOW, WATER
-from stacmask.demo.sample_api import SampleStacApi
 from stacmask.demo.samples import SampleScene, scene_id_for, write_sample_scene
 from stacmask.output.item import multihash_sha256
 from tests.conftest import REPO
+from tests.sample_api import SampleStacApi
 
 SIZE = 640
 COLLECTION = "CB4A-WPM-L4-DN-1-mask"

@@ -12,9 +12,9 @@ import rasterio
 from pyproj import Transformer
 
 from stacmask.constants import DEFAULT_GAINS
-from stacmask.demo.sample_api import SampleStacApi
 from tests.conftest import shared_path
 from tests.notebook_oracle import notebook_oracle
+from tests.sample_api import SampleStacApi
 from tests.test_build import COLLECTION, assert_valid, build, item_json, make_scenes
 
 WPM_XML = "data/inpe-xml/stars/CBERS_4A_WPM_20200730_209_139_L4_BAND1.xml"

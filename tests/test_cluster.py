@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 from stacmask.catalog.folder import CatalogFolder
 from stacmask.catalog.validate import validate_catalog
 from stacmask.cli import app
-from stacmask.demo.sample_api import SampleStacApi
 from stacmask.errors import StacmaskError, StacmaskWarning
 from stacmask.pipeline.build import SceneTask, build
 from stacmask.pipeline.cluster import RemoteOutcome, process_scene_remote, run_on_dask
+from tests.sample_api import SampleStacApi
 from tests.sample_scenes import (
     BROKEN,
     COLLECTION,

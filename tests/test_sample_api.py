@@ -20,9 +20,9 @@ import rasterio
 import requests
 from pystac_client.exceptions import APIError
 
-from stacmask.demo.sample_api import SampleStacApi, parse_datetime_range, serve_sample_scenes
 from stacmask.demo.samples import SampleScene, write_sample_scene
 from tests.conftest import shared_path
+from tests.sample_api import SampleStacApi, parse_datetime_range, serve_sample_scenes
 
 COLLECTION = "CB4A-WPM-L4-DN-1"
 IDS = [

@@ -27,10 +27,10 @@ from stacmask.constants import (
     SNOW,
     WATER,
 )
-from stacmask.demo.sample_api import SampleStacApi
 from stacmask.pipeline.build import BuildOptions, build
 from stacmask.sensors.sensor_scene import SensorOptions
 from tests.landsat_scene import landsat_item, landsat_truth, write_landsat_scene
+from tests.sample_api import SampleStacApi
 from tests.sample_sentinel2 import sentinel2_item, write_scene
 
 S2_COLLECTION = {

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -459,6 +460,14 @@ def test_a_demo_catalog_is_served_and_searched(tmp_path: Path) -> None:
         assert item.properties["view:sun_elevation"] is not None
         mask = requests.get(item.assets["mask"].href, headers={"Range": "bytes=0-3"}, timeout=10)
         assert mask.status_code == 206 and mask.content in (b"II*\x00", b"MM\x00*")
+        # The source scene stays reachable: the demo's source catalog is served beside the masks.
+        source_href = next(link.href for link in item.links if link.rel == "derived_from")
+        assert source_href.startswith(server.url + "/catalog/source/")
+        source = requests.get(source_href, timeout=10).json()
+        assert source["id"] == item.id and source["properties"]["cbers:path"] == 221
+        band = requests.get(urljoin(source_href, source["assets"]["BAND1"]["href"]), timeout=10)
+        assert band.status_code == 200 and band.content[:2] in (b"II", b"MM")
+    assert not (out / "source" / "catalog.json").read_text().count("127.0.0.1")
 
 
 CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"

@@ -54,7 +54,7 @@ class CatalogItems:
     def collections(self) -> dict[str, dict[str, Any]]:
         """Collections by id, hrefs made absolute."""
         return {
-            str(node.doc["id"]): self._absolute(node.doc, node.path)
+            str(node.doc["id"]): self.absolute(node.doc, node.path)
             for node in walk_catalog(self.catalog_path, raise_problem)
             if isinstance(node, CatalogNode) and node.is_collection
         }
@@ -63,9 +63,10 @@ class CatalogItems:
         """Every item linked from the catalog, hrefs made absolute."""
         for node in walk_catalog(self.catalog_path, raise_problem):
             if isinstance(node, ItemLink):
-                yield self._absolute(node.read(), node.path)
+                yield self.absolute(node.read(), node.path)
 
-    def _absolute(self, obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    def absolute(self, obj: dict[str, Any], path: Path) -> dict[str, Any]:
+        """`obj` (read from `path`) with absolute hrefs and a self link; changed in place."""
         start = self.location(path)
         for asset in obj.get("assets", {}).values():
             asset["href"] = make_absolute_href(asset["href"], start)

@@ -39,14 +39,8 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from stacmask.constants import DEFAULT_COLLECTION
-from stacmask.demo.samples import (
-    SampleScene,
-    inpe_data_path,
-    inpe_relative_dir,
-    sample_item,
-    scene_id_for,
-    write_sample_scene,
-)
+from stacmask.demo.samples import SampleScene, inpe_data_path, sample_item
+from stacmask.demo.source import demo_scenes, source_collection
 
 BASE_URL_PLACEHOLDER: Final = "{base_url}"
 DATA_PREFIX: Final = "/data/"
@@ -71,36 +65,6 @@ _CONTENT_TYPES: Final = {
 }
 _CHUNK: Final = 1 << 16
 _MAX_BODY: Final = 1 << 20  # search bodies are small
-
-
-def default_collection(collection_id: str = DEFAULT_COLLECTION) -> dict[str, Any]:
-    """An INPE-like collection dict for CBERS-4A WPM L4 DN scenes (extent filled when served)."""
-    return {
-        "type": "Collection",
-        "stac_version": "1.1.0",
-        "stac_extensions": [],
-        "id": collection_id,
-        "title": "CBERS-4A/WPM Level-4 DN - Cloud Optimized GeoTIFF",
-        "description": (
-            "CBERS-4A WPM Level-4 (orthorectified) multispectral scenes in digital numbers, "
-            "with per-band XML metadata (synthetic sample served by stacmask)."
-        ),
-        "license": "CC-BY-SA-4.0",
-        "keywords": ["CBERS-4A", "WPM", "L4", "DN"],
-        "providers": [
-            {
-                "name": "INPE",
-                "roles": ["producer", "processor", "licensor", "host"],
-                "url": "https://data.inpe.br/bdc",
-            }
-        ],
-        "extent": {
-            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
-            "temporal": {"interval": [["2019-12-20T00:00:00Z", None]]},
-        },
-        "summaries": {"platform": ["CBERS-4A"], "instruments": ["WPM"]},
-        "links": [],
-    }
 
 
 class BadRequest(Exception):
@@ -504,7 +468,7 @@ class SampleStacApi:
         """Publish (or replace) a collection: an id (INPE-like defaults, overridden by `fields`)
         or a full collection dict. "{base_url}" in its strings becomes the server's URL."""
         if isinstance(collection, str):
-            value = {**default_collection(collection), **fields}
+            value = {**source_collection(collection), **fields}
         else:
             value = {**copy.deepcopy(dict(collection)), **fields}
         filled: dict[str, Any] = self._fill(value)
@@ -1049,10 +1013,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, min(end, size - 1)
 
 
-# --- The demo source ----------------------------------------------------------------------------
-
-#: Cloud fractions of the demo scenes, cycled: clear, partly cloudy, overcast, broken.
-DEMO_CLOUD_FRACTIONS: Final = (0.0, 0.25, 0.7, 0.45)
+# --- The demo's scenes, served -------------------------------------------------------------------
 
 
 def serve_sample_scenes(
@@ -1064,43 +1025,22 @@ def serve_sample_scenes(
     collection: str = DEFAULT_COLLECTION,
     verbose: bool = False,
 ) -> SampleStacApi:
-    """Write `n_scenes` sample scenes under `work_dir` and return a STARTED server offering them.
-
-    Scene i is acquired 2021-01-04 + 5 i days on path 221 + i % 3, row 116 + i, with cloud
-    fraction DEMO_CLOUD_FRACTIONS[i % 4] and neighbouring footprints. Files go where INPE keeps
-    them (work_dir/CB4A-WPM-L4-DN/YYYY_MM/...), so band hrefs look like BDC's. Close the server
-    when done (or use it in `with`).
-    """
-    work_dir = Path(work_dir)
-    api = SampleStacApi(work_dir, verbose=verbose)
-    first = datetime(2021, 1, 4, 13, 30, tzinfo=timezone.utc)
-    for i in range(n_scenes):
-        acquired = first + timedelta(days=5 * i)
-        path, row = 221 + (i % 3), 116 + i
-        scene = write_sample_scene(
-            work_dir / inpe_relative_dir(acquired, path, row),
-            scene_id_for(acquired, path, row),
-            width=size,
-            height=size,
-            seed=seed + i,
-            cloud_fraction=DEMO_CLOUD_FRACTIONS[i % len(DEMO_CLOUD_FRACTIONS)],
-            acquired=acquired,
-            origin=(300_000.0 + 40_000.0 * (i % 3), 8_300_000.0 - 30_000.0 * i),
-        )
+    """Write the demo's scenes (stacmask.demo.source) under `work_dir`; return a STARTED server
+    offering them. Close the server when done (or use it in `with`)."""
+    api = SampleStacApi(Path(work_dir), verbose=verbose)
+    for scene in demo_scenes(Path(work_dir), n_scenes, size, seed):
         api.add_scene(scene, collection)
     return api.start()
 
 
 __all__ = [
     "DATA_PREFIX",
-    "DEMO_CLOUD_FRACTIONS",
     "BadRequest",
     "FaultRule",
     "Faults",
     "RequestRecord",
     "SampleStacApi",
     "SearchQuery",
-    "default_collection",
     "parse_bbox",
     "parse_datetime_range",
     "serve_sample_scenes",
