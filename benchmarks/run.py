@@ -56,7 +56,7 @@ SERVE = """
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from stacmask.demo.sample_api import SampleStacApi
+from tests.sample_api import SampleStacApi
 paths = [Path(p) for p in sys.argv[2:]]
 with SampleStacApi(paths[0].parent) as api:
     print(" ".join(api.data_url(p) for p in paths), flush=True)
