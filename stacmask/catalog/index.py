@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import shapely
-from shapely.geometry import shape
 
 from stacmask.catalog.walk import (
     CatalogNode,
@@ -133,19 +133,35 @@ def spatial_extension() -> Path:
 # --- property kinds ----------------------------------------------------------------------------
 def value_kind(name: str, value: object) -> str:
     """The JSON kind of one property value, as the index and /queryables type it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer" if -_INT64 <= value < _INT64 else "number"
-    if isinstance(value, float):
+    return column_kind(name, [value])
+
+
+#: JSON kind of each Python type a decoded JSON value has.
+_TYPE_KINDS: dict[type, str] = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
+def column_kind(name: str, values: Sequence[object]) -> str:
+    """One kind for a property from its values (ints and floats: number; nulls ignored)."""
+    types = {type(value) for value in values} - {type(None)}
+    kinds = {_TYPE_KINDS.get(kind, "mixed") for kind in types}
+    if kinds == {"integer"} and any(
+        not -_INT64 <= v < _INT64 for v in values if isinstance(v, int)
+    ):
         return "number"
-    if isinstance(value, str):
-        return "date-time" if name in TIME_FIELDS and _instant(value) is not None else "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    if (
+        kinds == {"string"}
+        and name in TIME_FIELDS
+        and all(_instant(v) is not None for v in values if isinstance(v, str))
+    ):
+        return "date-time"
+    return merged_kind(kinds)
 
 
 def merged_kind(kinds: Iterable[str]) -> str:
@@ -185,27 +201,22 @@ def cql2_text(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _cell(kind: str, value: object) -> object:
-    """A property value as the index stores it for its column's kind."""
-    if value is None:
-        return None
-    if kind == "integer":
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _column(kind: str, values: list[Any]) -> list[Any]:
+    """A property's values as the index stores them for its column's kind."""
     if kind == "number":
-        return (
-            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        )
-    if kind == "boolean":
-        return value if isinstance(value, bool) else None
-    if kind == "string":
-        return value if isinstance(value, str) else None
+        return [None if v is None or isinstance(v, bool) else float(v) for v in values]
     if kind == "date-time":
-        return _instant(value) if isinstance(value, str) else None
+        return [_instant(v) if isinstance(v, str) else None for v in values]
     if kind == "array":
-        return [cql2_text(v) for v in value] if isinstance(value, list) else None
+        return [[cql2_text(e) for e in v] if isinstance(v, list) else None for v in values]
+    if kind in ("object", "mixed"):
+        return [
+            None if v is None else json.dumps(v, sort_keys=True, ensure_ascii=False) for v in values
+        ]
     if kind == "null":
-        return None
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+        return [None] * len(values)
+    wanted = {"integer": int, "boolean": bool, "string": str}[kind]
+    return [v if type(v) is wanted else None for v in values]
 
 
 # --- rows --------------------------------------------------------------------------------------
@@ -233,50 +244,52 @@ def _bbox(item: JsonDict, geometry: Any) -> dict[str, float] | None:
     return dict(zip(("xmin", "ymin", "xmax", "ymax"), values, strict=True))
 
 
-def _arrow_batch(rows: Sequence[_Row], kinds: dict[str, str]) -> pa.Table:
-    """The rows as an Arrow table of the index's columns (geometry as WKB)."""
-    columns: dict[str, list[Any]] = {name: [] for name in kinds}
-    fixed: dict[str, list[Any]] = {name: [] for name in FIXED_COLUMNS}
-    geometries: list[Any] = []
-    for row in rows:
-        item, props = row.item, row.item.get("properties") or {}
-        try:
-            geometry = shape(item["geometry"]) if item.get("geometry") else None
-        except Exception:  # shapely raises several types for malformed GeoJSON
+def _geometries(rows: Sequence[_Row]) -> list[Any]:
+    """The items' footprints as shapely geometries (None, with a warning, when unusable)."""
+    texts = [
+        orjson.dumps(row.item["geometry"]) if isinstance(row.item.get("geometry"), dict) else None
+        for row in rows
+    ]
+    shapes = shapely.from_geojson(
+        [text if text is not None else b"null" for text in texts], on_invalid="ignore"
+    ).tolist()
+    for row, text, geometry in zip(rows, texts, shapes, strict=True):
+        if text is not None and geometry is None:
             warnings.warn(
                 f"{row.link.path}: unusable geometry; the item is not found by spatial queries",
                 StacmaskWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            geometry = None
-        geometries.append(geometry)
-        instant = _instant(props["datetime"]) if isinstance(props.get("datetime"), str) else None
-        start = props.get("start_datetime")
-        end = props.get("end_datetime")
-        fixed["id"].append(str(item["id"]))
-        fixed["collection"].append(row.link.collection or item.get("collection"))
-        fixed["bbox"].append(_bbox(item, geometry))
-        fixed["_relpath"].append(row.link.relpath)
-        fixed["_mtime_ns"].append(row.link.mtime_ns)
-        fixed["_size"].append(row.link.size)
-        fixed["_start"].append((_instant(start) if isinstance(start, str) else None) or instant)
-        fixed["_end"].append((_instant(end) if isinstance(end, str) else None) or instant)
-        for name, values in columns.items():
-            values.append(_cell(kinds[name], props.get(name)))
+    return list(shapes)
+
+
+def _arrow_batch(rows: Sequence[_Row], kinds: dict[str, str]) -> pa.Table:
+    """The rows as an Arrow table of the index's columns (geometry as WKB)."""
+    props = [row.item.get("properties") or {} for row in rows]
+    geometries = _geometries(rows)
+    instants = _column("date-time", [p.get("datetime") for p in props])
+    starts = _column("date-time", [p.get("start_datetime") for p in props])
+    ends = _column("date-time", [p.get("end_datetime") for p in props])
     bbox_type = pa.struct([(k, pa.float64()) for k in ("xmin", "ymin", "xmax", "ymax")])
+    stamp = pa.timestamp("us", tz="UTC")
     arrays: dict[str, pa.Array] = {
-        "id": pa.array(fixed["id"], pa.string()),
-        "collection": pa.array(fixed["collection"], pa.string()),
+        "id": pa.array([str(row.item["id"]) for row in rows], pa.string()),
+        "collection": pa.array(
+            [row.link.collection or row.item.get("collection") for row in rows], pa.string()
+        ),
         "geometry_wkb": pa.array(shapely.to_wkb(geometries).tolist(), pa.binary()),
-        "bbox": pa.array(fixed["bbox"], bbox_type),
-        "_relpath": pa.array(fixed["_relpath"], pa.string()),
-        "_mtime_ns": pa.array(fixed["_mtime_ns"], pa.int64()),
-        "_size": pa.array(fixed["_size"], pa.int64()),
-        "_start": pa.array(fixed["_start"], pa.timestamp("us", tz="UTC")),
-        "_end": pa.array(fixed["_end"], pa.timestamp("us", tz="UTC")),
+        "bbox": pa.array(
+            [_bbox(row.item, g) for row, g in zip(rows, geometries, strict=True)], bbox_type
+        ),
+        "_relpath": pa.array([row.link.relpath for row in rows], pa.string()),
+        "_mtime_ns": pa.array([row.link.mtime_ns for row in rows], pa.int64()),
+        "_size": pa.array([row.link.size for row in rows], pa.int64()),
+        "_start": pa.array([s or i for s, i in zip(starts, instants, strict=True)], stamp),
+        "_end": pa.array([e or i for e, i in zip(ends, instants, strict=True)], stamp),
     }
-    for name, values in columns.items():
-        arrays[f"p:{name}"] = pa.array(values, _ARROW_TYPES[kinds[name]])
+    for name, kind in kinds.items():
+        values = _column(kind, [p.get(name) for p in props])
+        arrays[f"p:{name}"] = pa.array(values, _ARROW_TYPES[kind])
     return pa.table(arrays)
 
 
@@ -465,10 +478,11 @@ class CatalogIndex:
     def _widen(self, con: duckdb.DuckDBPyConnection, rows: Sequence[_Row]) -> bool:
         """Add (or widen) the columns the rows' properties need; False when one cannot follow."""
         kinds = dict(self._state.kinds)
-        for row in rows:
-            for name, value in (row.item.get("properties") or {}).items():
-                if name not in FIXED_COLUMNS:
-                    kinds[name] = merged_kind((kinds.get(name, "null"), value_kind(name, value)))
+        props = [row.item.get("properties") or {} for row in rows]
+        names = {name for p in props for name in p if name not in FIXED_COLUMNS}
+        for name in names:
+            found = column_kind(name, [p.get(name) for p in props])
+            kinds[name] = merged_kind((kinds.get(name, "null"), found))
         present = {
             str(row[0])
             for row in con.execute(

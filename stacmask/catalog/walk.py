@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import orjson
+
 from stacmask.errors import CatalogError, StacmaskWarning
 
 JsonDict = dict[str, Any]
@@ -43,10 +45,16 @@ def raise_problem(path: Path, message: str) -> None:
 def read_json(path: Path) -> JsonDict:
     """A STAC JSON file as a dict; `CatalogError` naming the file when it is not one."""
     try:
-        with path.open("rb") as stream:
-            doc = json.load(stream)
-    except (OSError, ValueError, RecursionError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise CatalogError(f"{path}: cannot read STAC JSON ({exc})") from None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:  # orjson refuses some JSON that json reads (integers over 64 bits, NaN)
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise CatalogError(f"{path}: cannot read STAC JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise CatalogError(f"{path}: not a STAC object (the JSON is not an object)")
     return doc
