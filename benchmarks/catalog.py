@@ -280,11 +280,39 @@ def baseline(catalog: Path) -> dict[str, float]:
 def bench(catalog: Path, count: int, clients: int, baseline_max: int) -> None:
     """Everything for one catalog size; prints as it goes."""
     from tests.stac_server import free_port
-    from tests.synthetic_catalog import COLLECTION, synthetic_item
 
     print(f"\n== {count} items ==", flush=True)
     shutil.rmtree(catalog / ".stacmask-index", ignore_errors=True)
     server = Server(catalog, free_port())
+    try:
+        times = _measure(server, count, clients)
+    finally:
+        server.stop()
+    later = Server(catalog, free_port())
+    later.stop()
+    print(f"later start (index snapshot there): {later.start_s:.1f} s", flush=True)
+    print(f"stacmask search (fresh process): {cli_search(catalog):.2f} s", flush=True)
+    if count > baseline_max:
+        print(f"JSON walk: skipped (over {baseline_max} items)", flush=True)
+        return
+    walk = baseline(catalog)
+    first, second = server.start_s / walk["start"], later.start_s / walk["start"]
+    print(
+        f"JSON walk: start {walk['start']:.1f} s (index first start x{first:.2f}, later start "
+        f"x{second:.2f}), peak RSS {walk['peak_gb']:.2f} GB",
+        flush=True,
+    )
+    for name in ("filter+sort top 100", "bbox+month", "paging 10k"):
+        print(
+            f"JSON walk {name}: {walk[name]:.3f} s (index x{times[name] / walk[name]:.3f})",
+            flush=True,
+        )
+
+
+def _measure(server: Server, count: int, clients: int) -> dict[str, float]:
+    """Queries, memory and load on a running server."""
+    from tests.synthetic_catalog import COLLECTION, synthetic_item
+
     print(f"first start (index built from the JSON): {server.start_s:.1f} s", flush=True)
     times = query_times(server.url)
     for name, seconds in times.items():
@@ -312,26 +340,7 @@ def bench(catalog: Path, count: int, clients: int, baseline_max: int) -> None:
         flush=True,
     )
     print(f"server peak RSS: {server.peak_gb():.2f} GB", flush=True)
-    server.stop()
-    later = Server(catalog, free_port())
-    print(f"later start (index snapshot there): {later.start_s:.1f} s", flush=True)
-    later.stop()
-    print(f"stacmask search (fresh process): {cli_search(catalog):.2f} s", flush=True)
-    if count > baseline_max:
-        print(f"JSON walk: skipped (over {baseline_max} items)", flush=True)
-        return
-    walk = baseline(catalog)
-    first, second = server.start_s / walk["start"], later.start_s / walk["start"]
-    print(
-        f"JSON walk: start {walk['start']:.1f} s (index first start x{first:.2f}, later start "
-        f"x{second:.2f}), peak RSS {walk['peak_gb']:.2f} GB",
-        flush=True,
-    )
-    for name in ("filter+sort top 100", "bbox+month", "paging 10k"):
-        print(
-            f"JSON walk {name}: {walk[name]:.3f} s (index x{times[name] / walk[name]:.3f})",
-            flush=True,
-        )
+    return times
 
 
 def main() -> None:

@@ -133,11 +133,13 @@ PROP_PROBABILITY_THRESHOLD: Final = f"{PREFIX}:probability_threshold"
 
 
 # --- serve / search / export (issue 4) --------------------------------------------------------
-#: STAC Browser release built from npm by `stacmask browser build`, and the ol-stac version
-#: that a working build needs (newer ol-stac releases break the 4.0.x build).
+#: STAC Browser release built from npm by `stacmask browser build`, and the ol-stac release it
+#: is built with: 4.0.1 asks for `ol-stac ^1.1.0`, which npm resolves to releases written for
+#: stac-js 0.3+ (1.5.1 fails at run time with `f.getStatistics is not a function` on STAC
+#: Browser's stac-js 0.1 objects; 1.6.0 does not build); 1.1.0 is the one written for stac-js 0.1.
 STAC_BROWSER_VERSION: Final = "4.0.1"
 STAC_BROWSER_PACKAGE: Final = "@radiantearth/stac-browser"
-OL_STAC_VERSION: Final = "1.5.1"
+OL_STAC_VERSION: Final = "1.1.0"
 #: Environment variable naming stacmask's cache folder (default ~/.cache/stacmask).
 CACHE_ENV: Final = "STACMASK_CACHE"
 DEFAULT_PORT: Final = 8000

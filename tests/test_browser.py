@@ -35,9 +35,9 @@ def test_cached_build_is_reused_without_npm(
     monkeypatch.setenv("STACMASK_CACHE", str(tmp_path))
     assert browser_dist() is None
     dist = tmp_path / "stac-browser"
-    from stacmask.constants import STAC_BROWSER_VERSION
+    from stacmask.constants import OL_STAC_VERSION, STAC_BROWSER_VERSION
 
-    dist = dist / STAC_BROWSER_VERSION / "dist"
+    dist = dist / f"{STAC_BROWSER_VERSION}-ol-stac-{OL_STAC_VERSION}" / "dist"
     dist.mkdir(parents=True)
     (dist / "index.html").write_text("<html></html>")
     assert browser_dist() is None  # no stamp: an interrupted build is not a build

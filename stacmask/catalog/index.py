@@ -317,6 +317,8 @@ class CatalogIndex:
         self._checked = 0.0
         self._state = _State({}, {}, {})
         self._persist = True
+        #: Bumped whenever the rows change (cached query results are then stale).
+        self.version = 0
         #: Item files read when the index was opened (0 when the snapshot was up to date).
         self.read_at_open = self.refresh()
 
@@ -416,6 +418,7 @@ class CatalogIndex:
                     collections[node.collection] = node
             read = self._apply(links)
             self._state = _State(catalog, collections, nodes, self._state.kinds)
+            self.version += 1
             return read
 
     @contextlib.contextmanager
@@ -513,6 +516,7 @@ class CatalogIndex:
             for start in range(0, len(rows), BATCH_ROWS):
                 self._insert(con, rows[start : start + BATCH_ROWS])
             con.execute("COMMIT")
+            self.version += 1
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -5,7 +5,7 @@ npm, installs its dependencies (plus the ol-stac release a working build needs),
 on the runtime config script (`config.js`, which `stacmask serve` writes per request so the
 app opens on the served API) and builds it with hash history and relative paths, so the
 result works from any URL prefix. Nothing of it is ever committed: it lives in
-`$STACMASK_CACHE/stac-browser/<version>/dist` (default `~/.cache/stacmask`).
+`$STACMASK_CACHE/stac-browser/<version>-ol-stac-<version>/dist` (default `~/.cache/stacmask`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ def cache_dir() -> Path:
 
 
 def browser_home(cache: Path | None = None) -> Path:
-    """Folder of this STAC Browser version in the cache."""
-    return (cache or cache_dir()) / "stac-browser" / STAC_BROWSER_VERSION
+    """Folder of this STAC Browser build (its version and ol-stac's) in the cache."""
+    return (
+        (cache or cache_dir())
+        / "stac-browser"
+        / f"{STAC_BROWSER_VERSION}-ol-stac-{OL_STAC_VERSION}"
+    )
 
 
 def browser_dist(cache: Path | None = None) -> Path | None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 import os
 import posixpath
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +149,41 @@ def order_clause(sortby: Sequence[SortField], kinds: dict[str, str]) -> str:
     return ", ".join(terms)
 
 
+#: Recent selections kept whole, so the next pages of a query (clients page through one) are a
+#: slice, not a new scan; results over CACHE_MAX_HITS items are paged in SQL instead.
+CACHE_ENTRIES = 64
+CACHE_MAX_HITS = 200_000
+
+
+class _Selections:
+    """An LRU of recent selections, emptied whenever the index changes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[tuple[Any, ...], list[Hit]] = OrderedDict()
+        self.version = -1
+
+    def get(self, version: int, key: tuple[Any, ...]) -> list[Hit] | None:
+        with self.lock:
+            if version != self.version:
+                self.entries.clear()
+                self.version = version
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, version: int, key: tuple[Any, ...], hits: list[Hit]) -> None:
+        with self.lock:
+            if version == self.version:
+                self.entries[key] = hits
+                while len(self.entries) > CACHE_ENTRIES:
+                    self.entries.popitem(last=False)
+
+
+_SELECTIONS: weakref.WeakKeyDictionary[CatalogIndex, _Selections] = weakref.WeakKeyDictionary()
+
+
 def _query(
     index: CatalogIndex, search: Search, *, limit: int | None, offset: int
 ) -> tuple[list[Hit], int]:
@@ -154,21 +192,34 @@ def _query(
     kinds = index.kinds
     translation = where_clause(search, kinds)
     order = order_clause(search.sortby, kinds)
+    where, params = translation.sql, translation.params
+    selections = _SELECTIONS.setdefault(index, _Selections())
+    version = index.version
+    key = (where, tuple(map(repr, params)), order)
+    cached = selections.get(version, key)
+    if cached is not None:
+        end = None if limit is None else offset + limit
+        return cached[offset:end], len(cached)
     cursor = index.cursor()
     try:
         if translation.spatial:
             index.load_spatial(cursor)
-        where, params = translation.sql, translation.params
         counted = cursor.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()
         matched = int(counted[0]) if counted else 0
-        page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+        whole = matched <= CACHE_MAX_HITS
+        page = "" if whole else f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit else ""
         rows = cursor.execute(
             f"SELECT _relpath, collection, id FROM items WHERE {where} ORDER BY {order}{page}",
             params,
         ).fetchall()
     finally:
         cursor.close()
-    return [Hit(str(rel), collection, str(item_id)) for rel, collection, item_id in rows], matched
+    hits = [Hit(str(rel), collection, str(item_id)) for rel, collection, item_id in rows]
+    if not whole:
+        return hits, matched
+    selections.put(version, key, hits)
+    end = None if limit is None else offset + limit
+    return hits[offset:end], matched
 
 
 def select(index: CatalogIndex, search: Search) -> list[Hit]:

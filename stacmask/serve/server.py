@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -52,6 +52,7 @@ from stacmask.serve.query import (
     search_page,
     url_resolver,
 )
+from stacmask.serve.tiles import render_tile
 
 API_VERSION = "v1.0.0"
 #: Exactly the conformance classes this server implements (and its tests exercise).
@@ -158,6 +159,7 @@ def create_app(catalog_dir: Path | str, *, browser_dir: Path | None = None) -> S
         Route("/collections/{collection_id}/items", api.items),
         Route("/collections/{collection_id}/items/{item_id}", api.item),
         Route("/search", api.search, methods=["GET", "POST"]),
+        Route("/tiles/{z:int}/{x:int}/{y:int}.png", api.tile),
         Route("/browser", _redirect_to_browser),
         Route("/browser/config.js", _browser_config),
         Mount(f"/{CATALOG_PREFIX}", CatalogFiles(directory=index.root, follow_symlink=False)),
@@ -209,14 +211,22 @@ async def _redirect_to_browser(request: Request) -> Response:
 
 
 async def _browser_config(request: Request) -> Response:
-    """STAC Browser's runtime settings, loaded before the app: open on this server's API."""
+    """STAC Browser's runtime settings, loaded before the app: open on this server's API, and
+    draw COGs on the map from this server's class-coloured tiles (/tiles/)."""
     settings = {
         "catalogUrl": str(request.base_url),
         "catalogTitle": "stacmask",
         "allowExternalAccess": False,
         "displayGeoTiffByDefault": False,
+        "useTileLayerAsFallback": False,
     }
-    script = f"window.STAC_BROWSER_CONFIG = {json.dumps(settings)};\n"
+    tiles = json.dumps(f"{request.base_url}tiles/{{z}}/{{x}}/{{y}}.png?href=")
+    script = (
+        f"window.STAC_BROWSER_CONFIG = {json.dumps(settings)};\n"
+        "window.STAC_BROWSER_CONFIG.buildTileUrlTemplate = function (args) {\n"
+        f"  return {tiles} + encodeURIComponent(args.href);\n"
+        "};\n"
+    )
     return Response(script, media_type="text/javascript")
 
 
@@ -389,6 +399,24 @@ class StacApi:
     async def service_description(self, request: Request) -> Response:
         """The OpenAPI document of this API."""
         return JsonResponse(openapi_document(self._base(request)), media_type=OPENAPI_MEDIA_TYPE)
+
+    async def tile(self, request: Request) -> Response:
+        """A map tile of a mask COG of the catalog in its class colours (stacmask.serve.tiles)."""
+        href = request.query_params.get("href", "")
+        prefix = f"{self._base(request)}{CATALOG_PREFIX}/"
+        relpath = unquote(urlsplit(href).path).removeprefix(f"/{CATALOG_PREFIX}/")
+        path = (self.index.root / relpath).resolve()
+        if (
+            not href.startswith(prefix)
+            or any(part.startswith(".") for part in Path(relpath).parts)
+            or not path.is_relative_to(self.index.root)
+            or not path.name.endswith("_mask.tif")
+            or not path.is_file()
+        ):
+            raise HTTPException(404, "href is not a mask COG of this catalog")
+        z, x, y = (int(request.path_params[k]) for k in ("z", "x", "y"))
+        png = await run_in_threadpool(render_tile, path, z, x, y)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     async def service_page(self, request: Request) -> Response:
         """A human-readable page of the API's paths (the landing page's service-doc)."""
