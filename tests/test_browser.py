@@ -13,10 +13,13 @@ from stacmask.errors import BrowserBuildError
 from stacmask.serve.browser import (
     CONFIG_TAG_BUILT,
     CONFIG_TAG_IN_SOURCE,
+    SORT_OPTIONS_END,
     STAMP_FILE,
     _enable_runtime_config,
+    _offer_sortables,
     _unpack,
     browser_dist,
+    browser_home,
     build_browser,
 )
 from stacmask.serve.server import create_app
@@ -34,10 +37,8 @@ def test_cached_build_is_reused_without_npm(
 ) -> None:
     monkeypatch.setenv("STACMASK_CACHE", str(tmp_path))
     assert browser_dist() is None
-    dist = tmp_path / "stac-browser"
-    from stacmask.constants import OL_STAC_VERSION, STAC_BROWSER_VERSION
-
-    dist = dist / f"{STAC_BROWSER_VERSION}-ol-stac-{OL_STAC_VERSION}" / "dist"
+    dist = browser_home(tmp_path) / "dist"
+    assert dist.parent.parent == tmp_path / "stac-browser"
     dist.mkdir(parents=True)
     (dist / "index.html").write_text("<html></html>")
     assert browser_dist() is None  # no stamp: an interrupted build is not a build
@@ -56,6 +57,16 @@ def test_runtime_config_tag(tmp_path: Path) -> None:
     assert page.read_text() == f"<head>{CONFIG_TAG_BUILT}</head>"
     with pytest.raises(BrowserBuildError, match="layout changed"):
         _enable_runtime_config(page)
+
+
+def test_sort_menu_patch(tmp_path: Path) -> None:
+    page = tmp_path / "SearchFilter.vue"
+    page.write_text(f"criteria.push(x);\n{SORT_OPTIONS_END}\n")
+    _offer_sortables(page)
+    assert "q.isNumeric || q.isTemporal" in page.read_text()
+    page.write_text("criteria.push(x);\n      return criteria;\n")
+    with pytest.raises(BrowserBuildError, match="layout changed"):
+        _offer_sortables(page)
 
 
 def test_unpack_refuses_members_outside(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ def test_stac_browser_shows_items_and_searches(
         "maxCloud": max_cloud,
         "searchIds": [s.id for s in matching],
         "excludedIds": [s.id for s in scenes if s.cloud >= max_cloud],
+        "byCloudIds": [s.id for s in sorted(scenes, key=lambda s: (s.cloud, s.id))],
     }
     assert config["excludedIds"], "the search must leave something out to prove the filter"
     done = subprocess.run(
@@ -77,7 +78,24 @@ def test_stac_browser_shows_items_and_searches(
     summary = json.loads(lines[-1]) if lines else {}
     (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     assert done.returncode == 0, f"{done.stderr}\n{summary}"
-    assert len(summary["screenshots"]) == 3
+    assert len(summary["screenshots"]) == 7
     assert all(Path(shot).stat().st_size > 10_000 for shot in summary["screenshots"])
+    _assert_class_colours(ARTIFACTS / "02b-map.png")
     # Offline: only base-map tiles may have been asked of another host (and were blocked).
     assert all("tile" in origin for origin in summary["external"]), summary["external"]
+
+
+def _assert_class_colours(screenshot: Path) -> None:
+    """The map shows the mask in its classes' colour hints (not grey levels)."""
+    import numpy as np
+    import rasterio
+
+    from stacmask.constants import CLASS_NAMES, CLEAR, SHADOW
+
+    with rasterio.open(screenshot) as png:
+        rgb = png.read()[:3].transpose(1, 2, 0).astype(int)
+    for code in (CLEAR, SHADOW):  # cloud is white, like the map without base tiles
+        hint = CLASS_NAMES[code][2]
+        colour = np.array([int(hint[i : i + 2], 16) for i in (0, 2, 4)])
+        near = (np.abs(rgb - colour).max(axis=2) <= 12).sum()
+        assert near > 200, f"{CLASS_NAMES[code][0]} ({hint}) is not on the map: {near} pixels"

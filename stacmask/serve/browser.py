@@ -1,11 +1,13 @@
 """STAC Browser for `stacmask serve`: built from its npm package into stacmask's cache.
 
 The npm package @radiantearth/stac-browser ships source only. `build_browser` packs it with
-npm, installs its dependencies (plus the ol-stac release a working build needs), switches
-on the runtime config script (`config.js`, which `stacmask serve` writes per request so the
-app opens on the served API) and builds it with hash history and relative paths, so the
-result works from any URL prefix. Nothing of it is ever committed: it lives in
-`$STACMASK_CACHE/stac-browser/<version>-ol-stac-<version>/dist` (default `~/.cache/stacmask`).
+npm, installs its dependencies (plus the ol-stac release a working build needs), offers the
+sortable queryables in its sort menu, switches on the runtime config script (`config.js`,
+which `stacmask serve` writes per request so the app opens on the served API) and builds it
+with hash history and relative paths, so the result works from any URL prefix. Nothing of it
+is ever committed: it lives in
+`$STACMASK_CACHE/stac-browser/<version>-ol-stac-<version>-b<BUILD>/dist` (default
+`~/.cache/stacmask`); a change to what the build does bumps BUILD, so it is built again.
 """
 
 from __future__ import annotations
@@ -30,7 +32,22 @@ from stacmask.errors import BrowserBuildError
 #: replaces it: a plain script, so the settings exist before the deferred app scripts run.
 CONFIG_TAG_IN_SOURCE = '<!-- <script defer="defer" src="/config.js"></script> -->'
 CONFIG_TAG_BUILT = '<script src="./config.js"></script>'
+#: STAC Browser 4.0.1's sort menu is a fixed list ("todo: this should use queryables"): the
+#: build adds the numeric and temporal queryables (what /sortables lists), cloud cover first.
+SORT_OPTIONS_FILE = "src/components/SearchFilter.vue"
+SORT_OPTIONS_END = "      return criteria;\n    },\n    sortedQueryables() {"
+SORT_OPTIONS_ADDED = """      // stacmask: the sortable queryables (numbers, times), as /sortables
+      const known = new Set(criteria.map((c) => c.value));
+      for (const q of Array.isArray(this.queryables) ? this.queryables : []) {
+        const value = `${prefix}${q.id}`;
+        if ((q.isNumeric || q.isTemporal) && !known.has(value)) {
+          criteria.push({ text: q.title, value });
+        }
+      }
+"""
 STAMP_FILE = "stacmask-build.json"
+#: Revision of what `build_browser` does to the package (a new one builds into a new folder).
+BUILD = 2
 #: Build options, passed as STAC Browser's SB_* environment variables.
 BUILD_ENV = {"SB_historyMode": "hash", "SB_pathPrefix": "./", "SB_noSourceMaps": "true"}
 
@@ -82,6 +99,7 @@ def build_browser(
         tgz = work / packed.strip().splitlines()[-1].strip()
         source = _unpack(tgz, work)
         _enable_runtime_config(source / "public" / "index.html")
+        _offer_sortables(source / SORT_OPTIONS_FILE)
         log("installing STAC Browser's npm dependencies")
         _npm(npm, ["install", "--no-audit", "--no-fund", "--loglevel=error"], source)
         _npm(
@@ -148,3 +166,14 @@ def _enable_runtime_config(index_html: Path) -> None:
             f"STAC Browser {STAC_BROWSER_VERSION}'s layout changed"
         )
     index_html.write_text(text.replace(CONFIG_TAG_IN_SOURCE, CONFIG_TAG_BUILT), encoding="utf-8")
+
+
+def _offer_sortables(search_filter: Path) -> None:
+    text = search_filter.read_text(encoding="utf-8")
+    if SORT_OPTIONS_END not in text:
+        raise BrowserBuildError(
+            f"{search_filter}: the sort options this build extends are missing; "
+            f"STAC Browser {STAC_BROWSER_VERSION}'s layout changed"
+        )
+    patched = text.replace(SORT_OPTIONS_END, SORT_OPTIONS_ADDED + SORT_OPTIONS_END)
+    search_filter.write_text(patched, encoding="utf-8")

@@ -2,9 +2,11 @@
 //
 // Usage: node stac_browser.mjs CONFIG_JSON
 // CONFIG_JSON: {"url", "out", "chromium", "collection", "item", "cloud", "maxCloud",
-//               "searchIds", "excludedIds"}
-// Opens the catalog, an item (cloud cover and classification classes must show) and a search
-// with a cloud-cover filter sorted newest first; saves a screenshot of each step in `out`.
+//               "searchIds", "excludedIds", "byCloudIds"}
+// Opens the catalog, an item (cloud cover and classification classes must show), shows the
+// item's mask COG on the map (class-coloured tiles from /tiles/), a search with a cloud-cover
+// filter sorted newest first, the items sorted by cloud cover and by STAC Browser's built-in
+// "Title" sort; saves a screenshot of each step in `out` (the map alone in 02b-map.png).
 // Every request to a host other than 127.0.0.1 is blocked and counted (the test machine has
 // no outside network; base-map tiles are expected to be the only ones). Prints one JSON
 // summary line and exits non-zero with a message when a check fails.
@@ -14,7 +16,9 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const config = JSON.parse(process.argv[2]);
-const summary = { screenshots: [], external: [], searchRequests: [], checks: [] };
+const summary = {
+  screenshots: [], external: [], searchRequests: [], tileRequests: [], searchStatus: [], checks: [],
+};
 
 function check(condition, message) {
   if (!condition) {
@@ -53,6 +57,15 @@ try {
       summary.searchRequests.push(`${request.method()} ${url.search}${request.postData() ?? ''}`);
     }
   });
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.pathname.startsWith('/tiles/')) {
+      summary.tileRequests.push(response.status());
+    }
+    if (url.pathname === '/search' || url.pathname.endsWith('/items')) {
+      summary.searchStatus.push(response.status());
+    }
+  });
   const shot = async (name) => {
     const file = path.join(config.out, name);
     await page.screenshot({ path: file, fullPage: true });
@@ -83,6 +96,20 @@ try {
   check(await page.locator('.ol-viewport canvas').count() > 0, 'item page draws its map');
   await shot('02-item.png');
 
+  // 2b. The mask COG on the map, in its class colours.
+  // STAC Browser shows an item's only data asset by itself; otherwise its button does.
+  const showButton = page.getByRole('button', { name: /show on map/i });
+  if (await showButton.count() > 0) {
+    await showButton.first().click();
+  }
+  await page.getByText('Shown', { exact: false }).first().waitFor();
+  await page.waitForTimeout(3000); // the tiles, and the map's fade-in
+  check(summary.tileRequests.filter((s) => s === 200).length > 0, 'the map asked for class-coloured tiles');
+  const mapFile = path.join(config.out, '02b-map.png');
+  await page.locator('.ol-viewport').first().screenshot({ path: mapFile });
+  summary.screenshots.push(mapFile);
+  await shot('02c-item-with-mask.png');
+
   // 3. A search: cloud cover < maxCloud, newest first.
   await page.goto(`${config.url}/browser/#/search`);
   await page.getByRole('button', { name: 'Add filter' }).click();
@@ -107,6 +134,29 @@ try {
   const filtered = summary.searchRequests.some((r) => r.includes('cloud_cover'));
   check(filtered, 'the browser sent the CQL2 filter to /search');
   await shot('03-search.png');
+
+  // 4. Sort by cloud cover (offered from /sortables), least cloudy first.
+  await page.goto(`${config.url}/browser/#/search`);
+  await page.locator('.sort .multiselect').click();
+  await page.locator('.sort .multiselect__option', { hasText: 'Cloud cover (%)' }).click();
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.getByText(config.byCloudIds[0], { exact: true }).first().waitFor();
+  const sortedBody = await page.innerText('body');
+  const order = config.byCloudIds.map((id) => sortedBody.indexOf(id));
+  check(order.every((p) => p >= 0), 'sorting by cloud cover shows every item');
+  check(order.every((p, i) => i === 0 || p > order[i - 1]), 'items are least cloudy first');
+  check(summary.searchRequests.some((r) => r.includes('cloud_cover') && /sortby/.test(r)),
+    'the browser sent sortby on eo:cloud_cover');
+  await shot('04-sorted-by-cloud.png');
+
+  // 5. STAC Browser's built-in "Title" sort answers (items have no title: it sorts nothing).
+  await page.locator('.sort .multiselect').click();
+  await page.locator('.sort .multiselect__option', { hasText: 'Title' }).first().click();
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.getByText(config.byCloudIds[0], { exact: true }).first().waitFor();
+  await page.waitForTimeout(1000);
+  check(summary.searchStatus.every((s) => s === 200), `every search answered 200 (${summary.searchStatus})`);
+  await shot('05-sorted-by-title.png');
   check(pageErrors.length === 0, `no page errors (${pageErrors.join('; ')})`);
 } catch (error) {
   failure = error;
