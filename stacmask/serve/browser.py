@@ -61,12 +61,9 @@ def cache_dir() -> Path:
 
 
 def browser_home(cache: Path | None = None) -> Path:
-    """Folder of this STAC Browser build (its version and ol-stac's) in the cache."""
-    return (
-        (cache or cache_dir())
-        / "stac-browser"
-        / f"{STAC_BROWSER_VERSION}-ol-stac-{OL_STAC_VERSION}"
-    )
+    """Folder of this STAC Browser build (its version, ol-stac's, BUILD) in the cache."""
+    name = f"{STAC_BROWSER_VERSION}-ol-stac-{OL_STAC_VERSION}-b{BUILD}"
+    return (cache or cache_dir()) / "stac-browser" / name
 
 
 def browser_dist(cache: Path | None = None) -> Path | None:
