@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import warnings
 from collections import deque
@@ -80,13 +81,18 @@ class CatalogNode:
 class ItemLink:
     """An item the tree links to, not read yet (its file's status is known)."""
 
-    path: Path  # inside the catalog folder, symlinks resolved
+    file: str  # inside the catalog folder, symlinks resolved
     relpath: str
     collection: str | None
     #: The catalog or collection file that links to it.
     source: Path
     mtime_ns: int
     size: int
+
+    @property
+    def path(self) -> Path:
+        """The item file (made on demand: a walk lists 100,000s of links)."""
+        return Path(self.file)
 
     def read(self) -> JsonDict:
         """The item's JSON (`CatalogError` naming the file when unreadable)."""
@@ -102,6 +108,10 @@ def catalog_file(catalog: Path | str) -> Path:
     return path.resolve()
 
 
+#: An href that is a plain relative path: no scheme, query, fragment or escapes.
+_PLAIN = re.compile(r"[A-Za-z0-9._/-]+")
+
+
 class _Resolver:
     """Where relative links lead inside one folder, checked with as few system calls as possible.
 
@@ -113,13 +123,33 @@ class _Resolver:
     def __init__(self, root: Path) -> None:
         self.root = str(root)
         self.verified: set[str] = {self.root}
+        #: Real subdirectories of verified folders, listed once (a scandir, not a stat each).
+        self.subfolders: dict[str, frozenset[str]] = {}
 
-    def target(self, source: Path, href: str) -> tuple[str, os.stat_result] | str:
-        """(path, lstat) of the file `href` (in `source`) leads to, or why it is not followed."""
-        parts = urlsplit(href)
-        if not href or parts.scheme or parts.netloc or href.startswith("/"):
+    def _real_folder(self, folder: str) -> bool:
+        parent, name = os.path.split(folder)
+        if parent not in self.verified:
+            return stat.S_ISDIR(os.lstat(folder).st_mode)
+        if parent not in self.subfolders:
+            with os.scandir(parent) as entries:
+                self.subfolders[parent] = frozenset(
+                    e.name for e in entries if e.is_dir(follow_symlinks=False)
+                )
+        return name in self.subfolders[parent]
+
+    def target(self, folder: str, href: str) -> tuple[str, os.stat_result] | str:
+        """(path, lstat) of the file `href` (in a file in `folder`) leads to, or why it is not
+        followed."""
+        if not href or href.startswith("/"):
             return f"link {href!r} is not relative to the catalog; skipped"
-        target = os.path.normpath(os.path.join(source.parent, unquote(parts.path)))
+        if _PLAIN.fullmatch(href):  # the common case, without the cost of urlsplit
+            relative = href
+        else:
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc:
+                return f"link {href!r} is not relative to the catalog; skipped"
+            relative = unquote(parts.path)
+        target = os.path.normpath(os.path.join(folder, relative))
         if not target.startswith(self.root + os.sep):
             return f"link {href!r} leads outside the catalog folder; skipped"
         try:
@@ -128,8 +158,10 @@ class _Resolver:
             while folder not in self.verified:
                 pending.append(folder)
                 folder = os.path.dirname(folder)
-            for folder in pending:
-                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            for folder in reversed(pending):  # from the verified ancestor down
+                if not self._real_folder(folder):
+                    if not os.path.exists(folder):
+                        raise FileNotFoundError(folder)
                     return self._through_link(href, target)
                 self.verified.add(folder)
             status = os.lstat(target)
@@ -182,8 +214,9 @@ def walk_catalog(
             if isinstance(link, dict) and link.get("rel") in ("child", "item")
         ]  # taken before the node is yielded: a caller may change its doc
         yield CatalogNode(path, str(path)[skip:], doc, collection)
+        folder = str(path.parent)
         for rel, href in links:
-            found = resolver.target(path, href)
+            found = resolver.target(folder, href)
             if isinstance(found, str):
                 on_problem(path, f"{rel} {found}")
                 continue
@@ -193,6 +226,6 @@ def walk_catalog(
             seen.add(target)
             if rel == "item":
                 relpath, mtime, size = target[skip:], status.st_mtime_ns, status.st_size
-                yield ItemLink(Path(target), relpath, collection, path, mtime, size)
+                yield ItemLink(target, relpath, collection, path, mtime, size)
             else:
                 pending.append((Path(target), collection))
