@@ -136,9 +136,10 @@ try {
   await shot('03-search.png');
 
   // 4. Sort by cloud cover (offered from /sortables), least cloudy first.
-  await page.goto(`${config.url}/browser/#/search`);
+  await page.getByRole('button', { name: 'Reset' }).click();
   await page.locator('.sort .multiselect').click();
   await page.locator('.sort .multiselect__option', { hasText: 'Cloud cover (%)' }).click();
+  await page.locator('.sort').getByRole('button', { name: /ascending/i }).click();
   await page.getByRole('button', { name: 'Submit' }).click();
   await page.getByText(config.byCloudIds[0], { exact: true }).first().waitFor();
   const sortedBody = await page.innerText('body');
