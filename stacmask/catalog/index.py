@@ -317,8 +317,10 @@ class CatalogIndex:
         self._checked = 0.0
         self._state = _State({}, {}, {})
         self._persist = True
-        #: Bumped whenever the rows change (cached query results are then stale).
+        #: Bumped whenever the rows change (cached query results are then stale), under
+        #: `commit_lock` together with the commit.
         self.version = 0
+        self.commit_lock = threading.Lock()
         #: Item files read when the index was opened (0 when the snapshot was up to date).
         self.read_at_open = self.refresh()
 
@@ -418,7 +420,8 @@ class CatalogIndex:
                     collections[node.collection] = node
             read = self._apply(links)
             self._state = _State(catalog, collections, nodes, self._state.kinds)
-            self.version += 1
+            with self.commit_lock:
+                self.version += 1
             return read
 
     @contextlib.contextmanager
@@ -515,8 +518,9 @@ class CatalogIndex:
             con.unregister("stale_rows")
             for start in range(0, len(rows), BATCH_ROWS):
                 self._insert(con, rows[start : start + BATCH_ROWS])
-            con.execute("COMMIT")
-            self.version += 1
+            with self.commit_lock:  # readers see the new rows and the new version together
+                con.execute("COMMIT")
+                self.version += 1
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -194,7 +194,8 @@ def _query(
     order = order_clause(search.sortby, kinds)
     where, params = translation.sql, translation.params
     selections = _SELECTIONS.setdefault(index, _Selections())
-    version = index.version
+    with index.commit_lock:
+        version = index.version
     key = (where, tuple(map(repr, params)), order)
     cached = selections.get(version, key)
     if cached is not None:
@@ -217,7 +218,10 @@ def _query(
     hits = [Hit(str(rel), collection, str(item_id)) for rel, collection, item_id in rows]
     if not whole:
         return hits, matched
-    selections.put(version, key, hits)
+    with index.commit_lock:
+        unchanged = index.version == version  # else the rows may be older than the version
+    if unchanged:
+        selections.put(version, key, hits)
     end = None if limit is None else offset + limit
     return hits[offset:end], matched
 
