@@ -465,7 +465,7 @@ class CatalogIndex:
         gone = [rel for rel in known if rel not in links]
         if gone:
             self._replace(con, gone, [])
-        read = 0
+        read = unsaved = 0
         for start in range(0, len(changed), CHECKPOINT_ROWS):
             chunk = changed[start : start + CHECKPOINT_ROWS]
             rows = list(self._read(chunk))
@@ -475,8 +475,14 @@ class CatalogIndex:
                 self._create(con)
                 return read + self._apply(links)
             self._replace(con, [link.relpath for link in chunk], rows)
-            self._save(con)
             read += len(rows)
+            unsaved += len(rows)
+            # A checkpoint at least every CHECKPOINT_ROWS items and every tenth of the table,
+            # so the snapshot writes of a first build grow with it, not with its square.
+            last = start + CHECKPOINT_ROWS >= len(changed)
+            if last or unsaved >= max(CHECKPOINT_ROWS, (len(known) + read) // 10):
+                self._save(con)
+                unsaved = 0
         if gone and not changed:
             self._save(con)
         return read
