@@ -304,7 +304,7 @@ def bench(catalog: Path, count: int, clients: int, baseline_max: int) -> None:
         f"x{second:.2f}), peak RSS {walk['peak_gb']:.2f} GB",
         flush=True,
     )
-    for name in QUERIES.keys() | {"paging 10k"}:
+    for name in [*QUERIES, "paging 10k"]:
         print(
             f"JSON walk {name}: {walk[name]:.3f} s (index x{times[name] / walk[name]:.3f})",
             flush=True,
