@@ -13,7 +13,8 @@ snapshot are read (a first start reads them all). Builds never touch the index, 
 at once, and a build killed at any point, cannot spoil it. Refreshes hold an exclusive lock
 on `.stacmask-index/lock`; the snapshot is replaced by an atomic rename, and during a long
 first build it is written every `CHECKPOINT_ROWS` items (every tenth of the table past ten
-times that), so a refresh killed half-way resumes from there. A snapshot that is unreadable or of another format version is rebuilt from the JSON.
+times that), so a refresh killed half-way resumes from there. A snapshot that is unreadable
+or of another format version is rebuilt from the JSON.
 
 Queries run on an in-memory DuckDB copy (a few hundred bytes an item); `refresh` applies later
 changes as one transaction while other threads keep querying.
