@@ -155,22 +155,21 @@ def _unpack(tgz: Path, dest: Path) -> Path:
     return source
 
 
-def _enable_runtime_config(index_html: Path) -> None:
-    text = index_html.read_text(encoding="utf-8")
-    if CONFIG_TAG_IN_SOURCE not in text:
+def _patch_source(path: Path, anchor: str, replacement: str, what: str) -> None:
+    """Replace `anchor` in a STAC Browser source file; an error naming `what` if it is gone."""
+    text = path.read_text(encoding="utf-8")
+    if anchor not in text:
         raise BrowserBuildError(
-            f"{index_html}: the runtime config tag {CONFIG_TAG_IN_SOURCE!r} is missing; "
-            f"STAC Browser {STAC_BROWSER_VERSION}'s layout changed"
+            f"{path}: {what} is missing; STAC Browser {STAC_BROWSER_VERSION}'s layout changed"
         )
-    index_html.write_text(text.replace(CONFIG_TAG_IN_SOURCE, CONFIG_TAG_BUILT), encoding="utf-8")
+    path.write_text(text.replace(anchor, replacement), encoding="utf-8")
+
+
+def _enable_runtime_config(index_html: Path) -> None:
+    what = f"the runtime config tag {CONFIG_TAG_IN_SOURCE!r}"
+    _patch_source(index_html, CONFIG_TAG_IN_SOURCE, CONFIG_TAG_BUILT, what)
 
 
 def _offer_sortables(search_filter: Path) -> None:
-    text = search_filter.read_text(encoding="utf-8")
-    if SORT_OPTIONS_END not in text:
-        raise BrowserBuildError(
-            f"{search_filter}: the sort options this build extends are missing; "
-            f"STAC Browser {STAC_BROWSER_VERSION}'s layout changed"
-        )
-    patched = text.replace(SORT_OPTIONS_END, SORT_OPTIONS_ADDED + SORT_OPTIONS_END)
-    search_filter.write_text(patched, encoding="utf-8")
+    added = SORT_OPTIONS_ADDED + SORT_OPTIONS_END
+    _patch_source(search_filter, SORT_OPTIONS_END, added, "the sort options this build extends")
