@@ -49,6 +49,7 @@ from stacmask.constants import (
     WATER,
 )
 from stacmask.errors import DecodeError, MethodUnavailable
+from stacmask.methods import MethodDefaults
 from stacmask.reading.band_source import BandSource
 
 METHOD_NAME: Final = "csmask"
@@ -297,7 +298,7 @@ def codes_of(model_classes: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return codes
 
 
-class CsmaskMethod:
+class CsmaskMethod(MethodDefaults):
     """ukis-csmask's 4-band CNN for cloud and shadow; water from the physical method's per-pixel
     Fmask water test (the CNN has no water class)."""
 

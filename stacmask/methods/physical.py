@@ -33,6 +33,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
+from stacmask.methods import MethodDefaults
 from stacmask.reading.band_source import BandSource
 from stacmask.reading.scratch import ScratchRaster
 
@@ -546,7 +547,7 @@ def match_shadows(
     return (projected | objects) & ~cloud
 
 
-class PhysicalMethod:
+class PhysicalMethod(MethodDefaults):
     """Absolute spectral cloud tests, cloud objects and geometric shadow matching (default)."""
 
     name = "physical"
