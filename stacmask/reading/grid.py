@@ -95,8 +95,8 @@ class OpenBand:
 
     `nodata` is the band's no-data value: BandRef's, else the file's, else default_nodata
     (None for a categorical band: every class value is data). Pixels outside the file read
-    as `nodata`; a warped categorical band without one says where the file covers the grid
-    (`covered`). With `warp=False` a band off the grid is a BandReadError naming its file.
+    as `nodata`; for a warped categorical band without one, `valid` says where the file
+    covers the grid. With `warp=False` a band off the grid is a BandReadError naming its file.
     """
 
     def __init__(
@@ -130,13 +130,9 @@ class OpenBand:
                 f"{band.name} is a class or bit-flag band and must hold integers, is {self.dtype}",
             )
         declared = band.nodata if band.nodata is not None else src.nodatavals[band.index - 1]
-        self.nodata: float | None = (
-            float(declared)
-            if declared is not None
-            else None
-            if band.categorical
-            else default_nodata(self.dtype)
-        )
+        self.nodata: float | None = None if declared is None else float(declared)
+        if self.nodata is None and not band.categorical:
+            self.nodata = default_nodata(self.dtype)
         self.on_grid = dataset_grid(src) == grid
         if self.on_grid or warp:
             return
