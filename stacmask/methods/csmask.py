@@ -49,6 +49,7 @@ from stacmask.constants import (
     WATER,
 )
 from stacmask.errors import DecodeError, MethodUnavailable
+from stacmask.methods.geometry import pixel_geometry
 from stacmask.scene import BandSource
 
 METHOD_NAME: Final = "csmask"
@@ -269,7 +270,7 @@ def csmask_grid(source: BandSource, config: CsmaskConfig | None = None) -> Csmas
     config = config or CsmaskConfig()
     model = load_model(config.product_level, config.threads)
     info = source.info
-    k = working_factor(info.pixel_size, config.resolution)
+    k = working_factor(pixel_geometry(info).size, config.resolution)
     h, w = math.ceil(info.height / k), math.ceil(info.width / k)
     with tempfile.TemporaryDirectory(prefix="stacmask-csmask-") as scratch:
         grid: F32 = np.lib.format.open_memmap(

@@ -33,6 +33,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
+from stacmask.methods.geometry import PixelGeometry, pixel_geometry
 from stacmask.scene import BandSource
 from stacmask.scratch import ScratchRaster
 
@@ -383,10 +384,15 @@ class ShadowDirection:
     step_col: float
 
 
-def sun_direction(sun_azimuth: float) -> ShadowDirection:
-    """Shadows fall away from the sun: azimuth is clockwise from north, rows grow southwards."""
+def sun_direction(sun_azimuth: float, pixel: PixelGeometry | None = None) -> ShadowDirection:
+    """Shadows fall away from the sun: azimuth is clockwise from north, rows grow southwards.
+    A step is one square cell of `pixel`'s area along the ground: on pixels longer one way
+    (geographic CRS) it is fewer of them that way."""
     away = math.radians(sun_azimuth + 180.0)
-    return ShadowDirection(-math.cos(away), math.sin(away))
+    row_scale = col_scale = 1.0
+    if pixel is not None:
+        row_scale, col_scale = pixel.size / pixel.down, pixel.size / pixel.across
+    return ShadowDirection(-math.cos(away) * row_scale, math.sin(away) * col_scale)
 
 
 def _shift(mask: Mask, rows: int, cols: int) -> Mask:
@@ -499,6 +505,7 @@ def match_shadows(
     sun_azimuth: float | None,
     c: PhysicalConfig,
     valid: Mask | None = None,
+    pixel: PixelGeometry | None = None,
 ) -> Mask:
     """Shadow cells: dark objects (potential shadow) where a cloud's shadow can fall.
 
@@ -515,7 +522,7 @@ def match_shadows(
     direction: ShadowDirection | None = None
     distances = np.zeros(1)
     if sun_elevation is not None and sun_azimuth is not None and sun_elevation > 0:
-        direction = sun_direction(sun_azimuth)
+        direction = sun_direction(sun_azimuth, pixel)
         tan_zenith = 1.0 / math.tan(math.radians(sun_elevation))
         heights = np.arange(c.cloud_height_min, c.cloud_height_max + 1, c.cloud_height_step)
         distances = heights * tan_zenith / cell
@@ -568,11 +575,12 @@ class PhysicalMethod:
         info = source.info
         strips = list(source.strips())
         grid = working_grid(source, c, tests)
-        cell = info.pixel_size * grid.factor
+        pixel = pixel_geometry(info)
+        cell = pixel.size * grid.factor
         cloud, cloud_zone = cloud_objects(grid, cell, c)
         candidates = potential_shadow(grid, cloud_zone, cell, c)
         shadow = match_shadows(
-            cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c, grid.valid
+            cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c, grid.valid, pixel
         )
         k = grid.factor
         inner, edges = pixel_decided_cells(cloud, cloud_zone, k)
