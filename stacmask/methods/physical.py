@@ -361,9 +361,20 @@ def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalCon
     """
     nir = np.nan_to_num(grid.reflectance[3])
     water = (pixel_tests(grid.reflectance, c) & WATER_TEST) > 0
+    background = clear_background(nir, grid.valid & ~cloud & ~water, cell, c)
+    dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
+    clear_water = water & (nir < c.shadow_water_nir_max)
+    shadow: Mask = dark & ~clear_water & grid.valid & ~cloud
+    return shadow
+
+
+def clear_background(nir: F32, clear: Mask, cell: float, c: PhysicalConfig) -> F32:
+    """Mean NIR of the `clear` cells within shadow_background_radius of each cell, leaving out
+    on each later round the cells that the round before found dark; never below
+    shadow_background_nir_min (and that where no clear cell is near)."""
     size = max(3, int(2 * c.shadow_background_radius / cell) | 1)
-    clear = grid.valid & ~cloud & ~water
     dark = np.zeros_like(clear)
+    background = np.full(nir.shape, c.shadow_background_nir_min, np.float32)
     for _ in range(c.shadow_background_rounds):
         reference = clear & ~dark
         weight = ndimage.uniform_filter(reference.astype(np.float32), size)
@@ -371,9 +382,7 @@ def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalCon
         with np.errstate(invalid="ignore", divide="ignore"):
             background = np.fmax(total / weight, np.float32(c.shadow_background_nir_min))
         dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
-    clear_water = water & (nir < c.shadow_water_nir_max)
-    shadow: Mask = dark & ~clear_water & grid.valid & ~cloud
-    return shadow
+    return background
 
 
 @dataclass(frozen=True)
