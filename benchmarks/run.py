@@ -44,8 +44,8 @@ DECODE = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from stacmask.constants import DEFAULT_GAINS
-from stacmask.inputs import Radiometry
-from stacmask.reading import RasterBandSource
+from stacmask.sensors.cbers4a.inputs import Radiometry
+from stacmask.reading.rasters import RasterBandSource
 info = Radiometry(DEFAULT_GAINS, "default", 55.0, 45.0, None).scene_info()
 with RasterBandSource(sys.argv[3:], info, cache_bands=sys.argv[2] == "cached") as source:
     for window in source.strips():
@@ -56,7 +56,7 @@ SERVE = """
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from stacmask.sample_api import SampleStacApi
+from stacmask.demo.sample_api import SampleStacApi
 paths = [Path(p) for p in sys.argv[2:]]
 with SampleStacApi(paths[0].parent) as api:
     print(" ".join(api.data_url(p) for p in paths), flush=True)
@@ -86,7 +86,7 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 def scene(workdir: Path, rows: int, cols: int) -> list[Path]:
     """The four band files of a synthetic scene of this size, written on first use."""
-    from stacmask.samples import write_sample_scene
+    from stacmask.demo.samples import write_sample_scene
 
     folder = workdir / f"scene_{rows}x{cols}"
     scene_id = "CBERS_4A_WPM_20210115_221_116_L4"

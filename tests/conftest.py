@@ -91,7 +91,7 @@ def scenes(mask_catalog: Path) -> tuple[Any, ...]:
 @pytest.fixture(scope="session")
 def api_server(mask_catalog: Path) -> Iterator[ServerThread]:
     """`stacmask serve` over `mask_catalog`, on 127.0.0.1, for the whole session."""
-    from stacmask.server import create_app
+    from stacmask.serve.server import create_app
 
     with ServerThread(create_app(mask_catalog)) as server:
         yield server

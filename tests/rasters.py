@@ -12,11 +12,11 @@ from affine import Affine
 from numpy.typing import NDArray
 
 from stacmask.constants import DEFAULT_GAINS, ESUN_WPM
-from stacmask.inputs import Radiometry
+from stacmask.demo.samples import write_sample_scene
 from stacmask.methods import MaskMethod
-from stacmask.reading import RasterBandSource
-from stacmask.samples import write_sample_scene
-from stacmask.scene import ArrayBandSource, SceneInfo
+from stacmask.reading.band_source import ArrayBandSource, SceneInfo
+from stacmask.reading.rasters import RasterBandSource
+from stacmask.sensors.cbers4a.inputs import Radiometry
 from tests.conftest import shared_path
 
 TRANSFORM = Affine(8.0, 0.0, 500_000.0, 0.0, -8.0, 8_500_000.0)

@@ -11,9 +11,9 @@ from typing import Any
 import rasterio
 from affine import Affine
 
-from stacmask.build import BuildOptions
 from stacmask.constants import BAND_KEY_PRESETS
-from stacmask.sample_api import SampleStacApi
+from stacmask.demo.sample_api import SampleStacApi
+from stacmask.pipeline.build import BuildOptions
 from tests.conftest import shared_path
 from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands
 

@@ -158,8 +158,8 @@ def _free_port() -> int:
 
 def build_mask_catalog(source: Path, out: Path) -> Path:
     """Serve `source` with `stacmask serve` in a subprocess and run `stacmask build` on it."""
-    from stacmask.build import BuildOptions, build
     from stacmask.constants import BAND_KEY_PRESETS
+    from stacmask.pipeline.build import BuildOptions, build
 
     port = _free_port()
     command = [sys.executable, "-m", "stacmask", "serve", str(source), "--port", str(port)]

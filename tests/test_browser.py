@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from stacmask.browser import (
+from stacmask.errors import BrowserBuildError
+from stacmask.serve.browser import (
     CONFIG_TAG_BUILT,
     CONFIG_TAG_IN_SOURCE,
     STAMP_FILE,
@@ -18,8 +19,7 @@ from stacmask.browser import (
     browser_dist,
     build_browser,
 )
-from stacmask.errors import BrowserBuildError
-from stacmask.server import create_app
+from stacmask.serve.server import create_app
 from tests.conftest import ServerThread
 
 

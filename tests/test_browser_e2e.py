@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stacmask.browser import browser_dist
+from stacmask.serve.browser import browser_dist
 from tests.conftest import REPO, ServerThread, ci
 from tests.serve_catalog import COLLECTION_ID, Scene
 

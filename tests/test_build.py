@@ -19,14 +19,14 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
-from stacmask.catalog import CatalogFolder
+from stacmask.catalog.folder import CatalogFolder
+from stacmask.catalog.validate import validate_catalog
 from stacmask.cli import app
 from stacmask.constants import CLOUD, NODATA, SHADOW, WATER
-from stacmask.item import multihash_sha256
+from stacmask.demo.sample_api import SampleStacApi
+from stacmask.demo.samples import SampleScene, scene_id_for, write_sample_scene
 from stacmask.methods import DEFAULT_METHOD
-from stacmask.sample_api import SampleStacApi
-from stacmask.samples import SampleScene, scene_id_for, write_sample_scene
-from stacmask.validate import validate_catalog
+from stacmask.output.item import multihash_sha256
 from tests.conftest import REPO
 
 SIZE = 640

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stacmask.catalog import CatalogFolder
-from stacmask.sample_api import SampleStacApi
+from stacmask.catalog.folder import CatalogFolder
+from stacmask.demo.sample_api import SampleStacApi
 from tests.test_build import COLLECTION, assert_valid, build, make_scenes
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>

@@ -12,7 +12,7 @@ import rasterio
 from pyproj import Transformer
 
 from stacmask.constants import DEFAULT_GAINS
-from stacmask.sample_api import SampleStacApi
+from stacmask.demo.sample_api import SampleStacApi
 from tests.conftest import shared_path
 from tests.notebook_oracle import notebook_oracle
 from tests.test_build import COLLECTION, assert_valid, build, item_json, make_scenes

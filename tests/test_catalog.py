@@ -12,7 +12,7 @@ from pathlib import Path
 import pystac
 import pytest
 
-from stacmask.catalog import CatalogFolder, check_id, write_bytes_atomic, write_json_atomic
+from stacmask.catalog.folder import CatalogFolder, check_id, write_bytes_atomic, write_json_atomic
 from stacmask.errors import ItemError
 
 

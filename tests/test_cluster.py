@@ -21,13 +21,13 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
-from stacmask.build import SceneTask, build
-from stacmask.catalog import CatalogFolder
+from stacmask.catalog.folder import CatalogFolder
+from stacmask.catalog.validate import validate_catalog
 from stacmask.cli import app
-from stacmask.cluster import RemoteOutcome, process_scene_remote, run_on_dask
+from stacmask.demo.sample_api import SampleStacApi
 from stacmask.errors import StacmaskError, StacmaskWarning
-from stacmask.sample_api import SampleStacApi
-from stacmask.validate import validate_catalog
+from stacmask.pipeline.build import SceneTask, build
+from stacmask.pipeline.cluster import RemoteOutcome, process_scene_remote, run_on_dask
 from tests.sample_scenes import (
     BROKEN,
     COLLECTION,

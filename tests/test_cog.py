@@ -10,8 +10,8 @@ import rasterio
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
-from stacmask.cog import MaskWriter, mode_2x2, overview_factors
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
+from stacmask.output.cog import MaskWriter, mode_2x2, overview_factors
 from tests.rasters import TRANSFORM
 
 

@@ -31,7 +31,7 @@ from stacmask.methods.csmask import (
     working_factor,
 )
 from stacmask.methods.ensemble import EnsembleMethod, supported_shadow
-from stacmask.scene import ArrayBandSource, SceneInfo
+from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 from tests.rasters import landsat8_clip, mask_synthetic_scene
 

@@ -7,7 +7,7 @@ import pytest
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, SNOW, WATER
 from stacmask.errors import DecodeError
-from stacmask.fmask import FMASK_ENCODINGS, decode_fmask, fuse
+from stacmask.methods.fmask import FMASK_ENCODINGS, decode_fmask, fuse
 
 
 def row(values: list[int], dtype: type = np.uint8) -> np.ndarray:

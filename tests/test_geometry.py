@@ -18,7 +18,7 @@ from stacmask.cli import app
 from stacmask.methods import DEFAULT_METHOD
 from stacmask.methods.geometry import metres_per_degree, pixel_geometry
 from stacmask.methods.physical import sun_direction
-from stacmask.scene import SceneInfo
+from stacmask.reading.band_source import SceneInfo
 from tests.conftest import shared_path
 
 LAYTON = "data/labelled-extra/layton_S2L2A_alberta_2020-07-05_reflectance.tif"

@@ -13,9 +13,9 @@ import pytest
 from stac_geoparquet.arrow import stac_table_to_items
 from typer.testing import CliRunner
 
-from stacmask.build import build
+from stacmask.catalog.geoparquet import export_items
 from stacmask.cli import app
-from stacmask.geoparquet import export_items
+from stacmask.pipeline.build import build
 from tests.sample_scenes import MASK_COLLECTION, QUADRANTS, build_options, serve_scenes
 
 QUERY = """

@@ -19,7 +19,7 @@ from stacmask.methods.hybrid import (
     HybridMethod,
     fit_clear_line,
 )
-from stacmask.scene import ArrayBandSource, SceneInfo
+from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 from tests.labelled import SCENES, LabelledScene, SceneScores, mask_file, score_mask
 from tests.rasters import landsat8_clip, mask_synthetic_scene

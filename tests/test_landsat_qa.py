@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from stacmask.classes import class_shares
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, SNOW, WATER
 from stacmask.errors import DecodeError
-from stacmask.landsat_qa import (
+from stacmask.methods.classes import class_shares
+from stacmask.methods.landsat_qa import (
     BqaConfig,
     Confidence,
     QaPixelConfig,

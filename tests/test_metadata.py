@@ -20,7 +20,7 @@ import pytest
 
 from stacmask.constants import DEFAULT_GAINS
 from stacmask.errors import MetadataError, StacmaskWarning
-from stacmask.metadata import SceneMetadata
+from stacmask.sensors.cbers4a.xml import SceneMetadata
 from tests.conftest import shared_path
 
 WPM = "CBERS_4A_WPM_20200730_209_139_L4_BAND2.xml"

@@ -9,12 +9,12 @@ import pytest
 import rasterio
 
 from stacmask.constants import CLOUD, DEFAULT_GAINS, SHADOW, WATER
-from stacmask.inputs import Radiometry
-from stacmask.masking import mask_scene
 from stacmask.methods.notebook import NotebookMethod
 from stacmask.methods.notebook_kernels import normalization_table
-from stacmask.reading import RasterBandSource
-from stacmask.scene import ArrayBandSource
+from stacmask.pipeline.masking import mask_scene
+from stacmask.reading.band_source import ArrayBandSource
+from stacmask.reading.rasters import RasterBandSource
+from stacmask.sensors.cbers4a.inputs import Radiometry
 from tests.conftest import shared_path
 from tests.notebook_oracle import notebook_oracle
 from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from stacmask.cli import app
 from stacmask.constants import CLOUD, DEFAULT_GAINS, ESUN_WPM
+from stacmask.demo.samples import write_sample_scene
 from stacmask.evaluate import Scores, evaluate_files, score
 from stacmask.methods import DEFAULT_METHOD, METHODS, physical
 from stacmask.methods.physical import (
@@ -23,8 +24,7 @@ from stacmask.methods.physical import (
     shadow_zone,
     sun_direction,
 )
-from stacmask.samples import write_sample_scene
-from stacmask.scene import ArrayBandSource, SceneInfo
+from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 from tests.rasters import SWEEP_DATE, landsat8_clip, mask_synthetic_scene
 

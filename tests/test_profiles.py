@@ -10,7 +10,7 @@ import pytest
 
 from stacmask.constants import S2CLOUDLESS_BANDS
 from stacmask.errors import ItemError, ProfileError
-from stacmask.profiles import (
+from stacmask.sensors.profiles import (
     DEFAULT_PROFILE,
     LANDSAT_L1_SCALING,
     LANDSAT_L2_SCALING,

@@ -1,4 +1,4 @@
-"""The item selection shared by `serve`, `search` and `export` (stacmask.query)."""
+"""The item selection shared by `serve`, `search` and `export` (stacmask.serve.query)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stacmask.errors import CatalogError, QueryError, StacmaskWarning
-from stacmask.query import (
+from stacmask.serve.query import (
     CatalogIndex,
     build_search,
     item_with_local_paths,

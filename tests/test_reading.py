@@ -11,13 +11,13 @@ from rasterio.windows import Window
 
 from stacmask.constants import CLEAR, CLOUD, DEFAULT_GAINS, SHADOW
 from stacmask.errors import BandReadError
-from stacmask.inputs import Radiometry
-from stacmask.masking import mask_scene
 from stacmask.methods.notebook import NotebookMethod
 from stacmask.methods.physical import PhysicalMethod
-from stacmask.preview import preview_step
-from stacmask.reading import RasterBandSource
-from stacmask.scratch import ScratchRaster
+from stacmask.output.preview import preview_step
+from stacmask.pipeline.masking import mask_scene
+from stacmask.reading.rasters import RasterBandSource
+from stacmask.reading.scratch import ScratchRaster
+from stacmask.sensors.cbers4a.inputs import Radiometry
 from tests.conftest import shared_path
 from tests.rasters import dn_from_reflectance, write_bands
 

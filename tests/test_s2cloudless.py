@@ -18,7 +18,6 @@ from stacmask.constants import (
     WATER,
 )
 from stacmask.errors import DecodeError
-from stacmask.grid_reading import grid_of, read_stack
 from stacmask.methods.s2cloudless import (
     S2CloudlessConfig,
     classify,
@@ -26,7 +25,8 @@ from stacmask.methods.s2cloudless import (
     cloud_probability,
     probability_percent,
 )
-from stacmask.sample_sentinel2 import SyntheticS2Scene, write_scene
+from stacmask.reading.grid import grid_of, read_stack
+from tests.sample_sentinel2 import SyntheticS2Scene, write_scene
 
 KEY_OF = {band_id: key for band_id, key, _ in SENTINEL2_BANDS}
 
@@ -116,9 +116,9 @@ def test_source_reads_an_hls_fmask_on_another_grid(scene: SyntheticS2Scene, tmp_
     import rasterio
     from affine import Affine
 
-    from stacmask.profiles import get_profile
-    from stacmask.sensor_reading import Sentinel2Source
-    from stacmask.sensor_scene import scene_info
+    from stacmask.reading.warped import Sentinel2Source
+    from stacmask.sensors.profiles import get_profile
+    from stacmask.sensors.sensor_scene import scene_info
 
     # HLS-style bits at 30 m covering only the upper half of the 60 m scene.
     size = scene.truth.shape[0]

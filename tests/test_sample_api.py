@@ -20,8 +20,8 @@ import rasterio
 import requests
 from pystac_client.exceptions import APIError
 
-from stacmask.sample_api import SampleStacApi, parse_datetime_range, serve_sample_scenes
-from stacmask.samples import SampleScene, write_sample_scene
+from stacmask.demo.sample_api import SampleStacApi, parse_datetime_range, serve_sample_scenes
+from stacmask.demo.samples import SampleScene, write_sample_scene
 from tests.conftest import shared_path
 
 COLLECTION = "CB4A-WPM-L4-DN-1"

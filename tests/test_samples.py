@@ -12,7 +12,7 @@ import rasterio
 from defusedxml import ElementTree as DefusedET
 
 from stacmask.constants import CLEAR, CLOUD, DEFAULT_GAINS, NODATA, SHADOW, WATER, XML_NAMESPACE
-from stacmask.samples import (
+from stacmask.demo.samples import (
     BAND_KEYS,
     SampleScene,
     inpe_data_path,

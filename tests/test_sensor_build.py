@@ -14,7 +14,7 @@ import rasterio
 from rasterio.enums import Resampling
 from typer.testing import CliRunner
 
-from stacmask.build import BuildOptions, build
+from stacmask.catalog.validate import validate_catalog
 from stacmask.cli import app
 from stacmask.constants import (
     BAND_KEY_PRESETS,
@@ -27,11 +27,11 @@ from stacmask.constants import (
     SNOW,
     WATER,
 )
-from stacmask.sample_api import SampleStacApi
-from stacmask.sample_sentinel2 import sentinel2_item, write_scene
-from stacmask.sensor_scene import SensorOptions
-from stacmask.validate import validate_catalog
+from stacmask.demo.sample_api import SampleStacApi
+from stacmask.pipeline.build import BuildOptions, build
+from stacmask.sensors.sensor_scene import SensorOptions
 from tests.landsat_scene import landsat_item, landsat_truth, write_landsat_scene
+from tests.sample_sentinel2 import sentinel2_item, write_scene
 
 S2_COLLECTION = {
     "title": "Sentinel-2 Level-1C",

@@ -20,7 +20,7 @@ from pystac_client import Client
 from typer.testing import CliRunner
 
 from stacmask.cli import app
-from stacmask.server import CONFORMANCE, create_app
+from stacmask.serve.server import CONFORMANCE, create_app
 from tests.conftest import ServerThread
 from tests.serve_catalog import COLLECTION_ID, Scene
 
@@ -443,7 +443,7 @@ def _listening_addresses(port: int) -> set[str]:
 
 def test_a_demo_catalog_is_served_and_searched(tmp_path: Path) -> None:
     """`stacmask demo` output (synthetic scenes with XML) works with serve and search alike."""
-    from stacmask.demo import run_demo
+    from stacmask.demo.run import run_demo
 
     out = tmp_path / "demo"
     report = run_demo(out, scenes=4, size=256, echo=lambda _: None, progress=False)

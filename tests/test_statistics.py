@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stacmask.statistics import StripStatistics
+from stacmask.methods.statistics import StripStatistics
 
 QUANTILES = (0.25, 0.5, 0.75)
 

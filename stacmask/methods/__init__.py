@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from stacmask.scene import BandSource
+from stacmask.reading.band_source import BandSource
 
 
 class MaskMethod(Protocol):

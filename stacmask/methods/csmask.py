@@ -50,7 +50,7 @@ from stacmask.constants import (
 )
 from stacmask.errors import DecodeError, MethodUnavailable
 from stacmask.methods.geometry import pixel_geometry
-from stacmask.scene import BandSource
+from stacmask.reading.band_source import BandSource
 
 METHOD_NAME: Final = "csmask"
 #: Shown when ukis-csmask or onnxruntime is missing.

@@ -42,7 +42,7 @@ from stacmask.methods.physical import (
     PhysicalMethod,
     pixel_tests,
 )
-from stacmask.scene import BandSource
+from stacmask.reading.band_source import BandSource
 
 METHOD_NAME: Final = "ensemble"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rasterio.errors import CRSError
 
-from stacmask.scene import SceneInfo
+from stacmask.reading.band_source import SceneInfo
 
 #: WGS 84 semi-major axis (m) and first eccentricity squared (NIMA TR8350.2).
 WGS84_A = 6378137.0

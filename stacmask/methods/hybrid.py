@@ -45,7 +45,7 @@ from stacmask.methods.csmask import (
 )
 from stacmask.methods.geometry import PixelGeometry, pixel_geometry
 from stacmask.methods.physical import PhysicalConfig, clear_background, shadow_zone, sun_direction
-from stacmask.scene import BandSource
+from stacmask.reading.band_source import BandSource
 
 METHOD_NAME: Final = "hybrid"
 #: The optional per-pixel layer: the CNN's cloud probability in percent (255 no data).

@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from stacmask.methods import notebook_kernels as kernels
-from stacmask.scene import BandSource
-from stacmask.statistics import HISTOGRAM_BINS, StripStatistics, Summary, histogram_bins
+from stacmask.methods.statistics import HISTOGRAM_BINS, StripStatistics, Summary, histogram_bins
+from stacmask.reading.band_source import BandSource
 
 #: Every SAMPLE_STEP-th row predicts where the quantiles fall (notebook.statistics).
 SAMPLE_STEP = 16

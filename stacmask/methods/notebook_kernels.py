@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
-from stacmask.statistics import (
+from stacmask.methods.statistics import (
     BIN_LOWEST_EXPONENT,
     BIN_MANTISSA_BITS,
     HALF_BINS,

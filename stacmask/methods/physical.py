@@ -34,8 +34,8 @@ from scipy import ndimage
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
 from stacmask.methods.geometry import PixelGeometry, pixel_geometry
-from stacmask.scene import BandSource
-from stacmask.scratch import ScratchRaster
+from stacmask.reading.band_source import BandSource
+from stacmask.reading.scratch import ScratchRaster
 
 F32 = NDArray[np.float32]
 Mask = NDArray[np.bool_]

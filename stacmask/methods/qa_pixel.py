@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from stacmask.errors import DecodeError
-from stacmask.landsat_qa import QaPixelConfig, decode_qa_pixel
+from stacmask.methods.landsat_qa import QaPixelConfig, decode_qa_pixel
 
 METHOD_NAME: Final = "qa-pixel"
 
@@ -26,7 +26,7 @@ class QaPixelMethod:
 
     def classify(self, source: Any) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
         """Yield (strip, class codes) top to bottom."""
-        from stacmask.sensor_reading import LandsatSource
+        from stacmask.reading.warped import LandsatSource
 
         if not isinstance(source, LandsatSource):
             raise DecodeError("the qa-pixel method needs a Landsat C2 scene (profile landsat-c2)")

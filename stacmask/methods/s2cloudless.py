@@ -164,7 +164,7 @@ def classify(
     shadow = Fmask shadow OR `shadow`; snow and water from Fmask (fmask.fuse). `fmask` holds
     decoded class codes (fmask.decode_fmask) on the same grid.
     """
-    from stacmask.fmask import fuse
+    from stacmask.methods.fmask import fuse
 
     config = config or S2CloudlessConfig()
     probability = cloud_probability(reflectance, valid)
@@ -191,8 +191,8 @@ class S2CloudlessMethod:
 
     def classify(self, source: Any) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
         """Yield (strip, class codes) top to bottom."""
-        from stacmask.fmask import fuse
-        from stacmask.sensor_reading import Sentinel2Source
+        from stacmask.methods.fmask import fuse
+        from stacmask.reading.warped import Sentinel2Source
 
         if not isinstance(source, Sentinel2Source):
             raise DecodeError(

@@ -22,7 +22,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from stacmask.errors import BandReadError
-from stacmask.reading import GDAL_HTTP_OPTIONS
+from stacmask.reading.rasters import GDAL_HTTP_OPTIONS
 
 #: Rows per strip when a whole grid is read strip by strip.
 STRIP_ROWS = 512

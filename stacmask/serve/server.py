@@ -2,7 +2,7 @@
 
 - `/` ... a STAC API (landing page, conformance, queryables, collections, items, item
   search by GET and POST with CQL2 filter and sortby) over the catalog's items; the
-  selection is `stacmask.query`, the same code `stacmask search` runs.
+  selection is `stacmask.serve.query`, the same code `stacmask search` runs.
 - `/catalog/...` the static catalog files, COGs (HTTP range requests) and previews.
 - `/browser/` STAC Browser (built by `stacmask browser build`), opening on this API.
 
@@ -28,9 +28,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from stacmask.browser import browser_dist
 from stacmask.errors import QueryError
-from stacmask.query import (
+from stacmask.serve.browser import browser_dist
+from stacmask.serve.query import (
     CatalogIndex,
     IndexedItem,
     JsonDict,

@@ -22,10 +22,10 @@ from rasterio.windows import Window
 
 from stacmask.constants import NODATA
 from stacmask.errors import BandReadError
-from stacmask.fmask import FmaskEncoding, decode_fmask
-from stacmask.grid_reading import Grid, read_on_grid, read_stack
-from stacmask.reading import GDAL_HTTP_OPTIONS, RasterBandSource
-from stacmask.scene import SceneInfo
+from stacmask.methods.fmask import FmaskEncoding, decode_fmask
+from stacmask.reading.band_source import SceneInfo
+from stacmask.reading.grid import Grid, read_on_grid, read_stack
+from stacmask.reading.rasters import GDAL_HTTP_OPTIONS, RasterBandSource
 
 #: Rows decoded at a time from the warped bands.
 WARP_ROWS = 256

@@ -144,7 +144,7 @@ class ArrayBandSource:
 
     def reflectance_scaling(self) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
         """`reflectance_scale`, or the gains' reflectance factors; no offset."""
-        from stacmask.reflectance import reflectance_factors
+        from stacmask.sensors.cbers4a.reflectance import reflectance_factors
 
         if self._scale is not None:
             scale = np.full(4, self._scale, np.float32)

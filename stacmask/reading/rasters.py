@@ -28,10 +28,10 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from stacmask.errors import BandReadError
-from stacmask.preview import preview_step
-from stacmask.reflectance import reflectance_factors
-from stacmask.scene import BandStats, SceneInfo
-from stacmask.scratch import ScratchRaster
+from stacmask.output.preview import preview_step
+from stacmask.reading.band_source import BandStats, SceneInfo
+from stacmask.reading.scratch import ScratchRaster
+from stacmask.sensors.cbers4a.reflectance import reflectance_factors
 
 #: GDAL settings for reading bands over HTTP: retries on 429/5xx, timeouts, no directory
 #: listing of the remote folder, merged consecutive range requests.

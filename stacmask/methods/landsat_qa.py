@@ -42,8 +42,8 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from stacmask.classes import compose_classes
 from stacmask.errors import DecodeError
+from stacmask.methods.classes import compose_classes
 
 
 class Confidence(IntEnum):

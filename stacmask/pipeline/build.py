@@ -13,17 +13,17 @@ from typing import Any
 
 import pystac
 
-from stacmask.catalog import CatalogFolder, check_id
+from stacmask.catalog.folder import CatalogFolder, check_id
 from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
 from stacmask.errors import BandReadError, StacmaskError
-from stacmask.inputs import band_hrefs, metadata_href, read_radiometry
-from stacmask.item import mask_item
-from stacmask.masking import MaskResult, mask_scene
 from stacmask.methods import DEFAULT_METHOD, get_method
-from stacmask.profiles import DEFAULT_PROFILE, get_profile
-from stacmask.reading import RasterBandSource
-from stacmask.sensor_scene import SensorOptions, mask_sensor_scene
-from stacmask.source import search_items, source_collection
+from stacmask.output.item import mask_item
+from stacmask.pipeline.masking import MaskResult, mask_scene
+from stacmask.pipeline.source_search import search_items, source_collection
+from stacmask.reading.rasters import RasterBandSource
+from stacmask.sensors.cbers4a.inputs import band_hrefs, metadata_href, read_radiometry
+from stacmask.sensors.profiles import DEFAULT_PROFILE, get_profile
+from stacmask.sensors.sensor_scene import SensorOptions, mask_sensor_scene
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _run(
     tasks: list[SceneTask], workers: int, scheduler: str | None = None
 ) -> Iterable[SceneOutcome]:
     if scheduler:
-        from stacmask.cluster import run_on_dask
+        from stacmask.pipeline.cluster import run_on_dask
 
         yield from run_on_dask(tasks, scheduler)
         return

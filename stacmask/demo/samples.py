@@ -48,7 +48,7 @@ from stacmask.constants import (
     WATER,
     XML_NAMESPACE,
 )
-from stacmask.reflectance import reflectance_factors
+from stacmask.sensors.cbers4a.reflectance import reflectance_factors
 
 BAND_KEYS: Final = ("BAND1", "BAND2", "BAND3", "BAND4")
 #: Scene ids as INPE names them: CBERS_4A_WPM_YYYYMMDD_PPP_RRR_L4.
@@ -688,7 +688,7 @@ def write_inpe_xml(
     `corners_px` are the footprint's (col, row) corners UL, UR, LR, LL (for imageData).
     """
     ET.register_namespace("", XML_NAMESPACE)
-    root = ET.Element(f"{{{XML_NAMESPACE}}}prdf", {"generator": "stacmask.samples"})
+    root = ET.Element(f"{{{XML_NAMESPACE}}}prdf", {"generator": "stacmask.demo.samples"})
     satellite = _sub(root, "satellite")
     _sub(satellite, "name", "CBERS")
     _sub(satellite, "number", "4A")

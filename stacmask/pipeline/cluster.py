@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from stacmask.build import SceneOutcome, SceneTask, process_scene
-from stacmask.catalog import write_bytes_atomic
+from stacmask.catalog.folder import write_bytes_atomic
 from stacmask.errors import StacmaskError, StacmaskWarning
+from stacmask.pipeline.build import SceneOutcome, SceneTask, process_scene
 
 #: Stage recorded in failures.json for a scene whose task raised or whose workers died.
 WORKER_STAGE = "worker"

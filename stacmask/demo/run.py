@@ -11,9 +11,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from stacmask.build import BuildOptions, BuildReport, build
 from stacmask.constants import BAND_KEY_PRESETS, DEFAULT_BAND_KEYS, DEFAULT_COLLECTION
 from stacmask.methods import DEFAULT_METHOD
+from stacmask.pipeline.build import BuildOptions, BuildReport, build
 
 
 def run_demo(
@@ -27,7 +27,7 @@ def run_demo(
     progress: bool = True,
 ) -> BuildReport:
     """Serve `scenes` sample scenes on 127.0.0.1 and build their catalog into `out`."""
-    from stacmask.sample_api import serve_sample_scenes
+    from stacmask.demo.sample_api import serve_sample_scenes
 
     with tempfile.TemporaryDirectory(prefix="stacmask-demo-") as scratch:
         echo(f"generating {scenes} sample scene(s) of {size} x {size} pixels ...")

@@ -34,7 +34,7 @@ from stacmask.constants import (
     PROP_WATER_COVER,
 )
 from stacmask.errors import CatalogError, ItemError
-from stacmask.item import item_assets, providers
+from stacmask.output.item import item_assets, providers
 
 #: Item and collection ids become folder and file names: letters, digits, '.', '_', '-' only.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")

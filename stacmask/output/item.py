@@ -34,8 +34,8 @@ from stacmask.constants import (
     PROP_WATER_COVER,
     STACMASK_URL,
 )
-from stacmask.masking import MaskResult
-from stacmask.scene import SceneInfo
+from stacmask.pipeline.masking import MaskResult
+from stacmask.reading.band_source import SceneInfo
 
 #: Source item properties carried over to the mask item when present.
 KEPT_SOURCE_PROPERTIES = (

@@ -25,9 +25,9 @@ from typing import Final, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
-from stacmask.classes import compose_classes
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, SNOW, WATER
 from stacmask.errors import DecodeError
+from stacmask.methods.classes import compose_classes
 
 FmaskEncoding = Literal["categorical", "python-fmask", "hls", "force"]
 FMASK_ENCODINGS: Final[tuple[str, ...]] = get_args(FmaskEncoding)

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from stacmask.constants import EXPORT_INDEX_FILE, MASK_ASSET
 from stacmask.errors import CatalogError
-from stacmask.query import CatalogIndex, IndexedItem, JsonDict
+from stacmask.serve.query import CatalogIndex, IndexedItem, JsonDict
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 
 from stacmask.constants import DEFAULT_GAINS, BandKeys
 from stacmask.errors import ItemError, StacmaskWarning
-from stacmask.scene import Calibration, SceneInfo
+from stacmask.reading.band_source import Calibration, SceneInfo
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def read_radiometry(
             stacklevel=2,
         )
         return Radiometry(DEFAULT_GAINS, "default", None, None, acquired)
-    from stacmask.metadata import SceneMetadata
+    from stacmask.sensors.cbers4a.xml import SceneMetadata
 
     meta = SceneMetadata.read(xml_href, timeout=timeout)
     gains, source = meta.calibration_gains()

@@ -39,7 +39,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from stacmask.constants import DEFAULT_COLLECTION
-from stacmask.samples import (
+from stacmask.demo.samples import (
     SampleScene,
     inpe_data_path,
     inpe_relative_dir,

@@ -10,11 +10,11 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from stacmask.cog import MaskWriter
 from stacmask.constants import CLOUD, NODATA, SHADOW, WATER
 from stacmask.methods import MaskMethod
-from stacmask.preview import preview_step, write_preview
-from stacmask.scene import BandSource
+from stacmask.output.cog import MaskWriter
+from stacmask.output.preview import preview_step, write_preview
+from stacmask.reading.band_source import BandSource
 
 #: More footprint-disagreeing pixels than this flags a band mismatch (notebook-method.md rule 2).
 BAND_MISMATCH_PIXELS = 100

@@ -18,7 +18,7 @@ from typing import Any
 
 from pystac.utils import is_absolute_href, make_absolute_href
 
-from stacmask.catalog import _read_json
+from stacmask.catalog.folder import _read_json
 from stacmask.errors import CatalogError, StacmaskError
 
 #: Items per Arrow chunk staged on disk during the export (memory follows the chunk).

@@ -15,7 +15,6 @@ import pystac
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from stacmask.cog import MaskWriter
 from stacmask.constants import (
     COG_MEDIA_TYPE,
     PROBABILITY_ASSET,
@@ -24,20 +23,21 @@ from stacmask.constants import (
     S2CLOUDLESS_BANDS,
 )
 from stacmask.errors import ProfileError, StacmaskWarning
-from stacmask.fmask import FmaskEncoding
-from stacmask.grid_reading import Grid, grid_of
-from stacmask.item import mask_item
-from stacmask.landsat_qa import QaPixelConfig
-from stacmask.masking import MaskResult, mask_scene
+from stacmask.methods.fmask import FmaskEncoding
+from stacmask.methods.landsat_qa import QaPixelConfig
 from stacmask.methods.qa_pixel import QaPixelMethod
 from stacmask.methods.s2cloudless import (
     S2CloudlessConfig,
     S2CloudlessMethod,
     probability_percent,
 )
-from stacmask.profiles import SensorProfile, band_scaling, sun_angles
-from stacmask.scene import SceneInfo
-from stacmask.sensor_reading import LandsatSource, Sentinel2Source
+from stacmask.output.cog import MaskWriter
+from stacmask.output.item import mask_item
+from stacmask.pipeline.masking import MaskResult, mask_scene
+from stacmask.reading.band_source import SceneInfo
+from stacmask.reading.grid import Grid, grid_of
+from stacmask.reading.warped import LandsatSource, Sentinel2Source
+from stacmask.sensors.profiles import SensorProfile, band_scaling, sun_angles
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _add_probability_asset(item: pystac.Item, path: Path, info: SceneInfo) -> No
     from pystac.extensions.file import FileExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
-    from stacmask.item import multihash_sha256
+    from stacmask.output.item import multihash_sha256
 
     asset = pystac.Asset(
         href=f"./{path.name}",

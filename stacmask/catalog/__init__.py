@@ -1,0 +1,1 @@
+"""The output catalog: the folder that scenes join (atomic, locked), its validation and exports."""

@@ -1,0 +1,1 @@
+"""`stacmask demo`: synthetic CBERS-4A WPM scenes built into a catalog with no network."""

@@ -1,0 +1,1 @@
+"""What a scene's mask becomes: the mask COG, the preview PNG and the mask STAC item."""

@@ -1,0 +1,1 @@
+"""Band reading: what a mask method sees of a scene (SceneInfo, BandSource) and the readers."""
