@@ -43,21 +43,28 @@ def _csmask() -> MaskMethod:
     return CsmaskMethod()
 
 
+def _hybrid() -> MaskMethod:
+    from stacmask.methods.hybrid import HybridMethod
+
+    return HybridMethod()
+
+
 def _ensemble() -> MaskMethod:
     from stacmask.methods.ensemble import EnsembleMethod
 
     return EnsembleMethod()
 
 
-#: Method name -> factory. The first is the default. csmask and ensemble need the optional
-#: extra stacmask[csmask] (MethodUnavailable, naming it, when it is missing).
+#: Method name -> factory. The first is the default. hybrid, csmask and ensemble run
+#: ukis-csmask's CNN (a core dependency; MethodUnavailable, naming it, when it is missing).
 METHODS: dict[str, Callable[[], MaskMethod]] = {
+    "hybrid": _hybrid,
     "physical": _physical,
     "notebook": _notebook,
     "csmask": _csmask,
     "ensemble": _ensemble,
 }
-DEFAULT_METHOD = "physical"
+DEFAULT_METHOD = "hybrid"
 
 
 def get_method(name: str) -> MaskMethod:
