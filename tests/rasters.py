@@ -158,7 +158,7 @@ def mask_synthetic_scene(
     with RasterBandSource(
         band_files_inputs(hrefs, radiometry=radiometry), cache_bands=not method.reads_bands_once
     ) as source:
-        classes = np.concatenate([c for _, c in method.classify(source)])
+        classes = np.concatenate([s[1] for s in method.classify(source)])
     with rasterio.open(scene.truth) as src:
         truth: NDArray[np.uint8] = src.read(1)
     return classes, truth

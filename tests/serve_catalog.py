@@ -175,8 +175,14 @@ def build_mask_catalog(source: Path, out: Path) -> Path:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the source STAC API did not start") from None
                 time.sleep(0.1)
+        # The fast physical method: these catalogs test serving and querying, not masks (their
+        # query cases expect the covers physical gives these scenes).
         options = BuildOptions(
-            out=out, keys=BAND_KEY_PRESETS["bdc"], stac_url=url, collection=SOURCE_COLLECTION
+            out=out,
+            keys=BAND_KEY_PRESETS["bdc"],
+            stac_url=url,
+            collection=SOURCE_COLLECTION,
+            method="physical",
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # no XML metadata: default gains, said once a scene

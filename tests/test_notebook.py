@@ -101,7 +101,7 @@ def test_table_lookup_equals_the_arithmetic(tmp_path: Path) -> None:
         values = dn.astype(dtype)
         info = scene_info(RADIOMETRY, values.shape[2], values.shape[1])
         source = ArrayBandSource(values, info, nodata=0)
-        classes[dtype] = np.concatenate([c for _, c in NotebookMethod().classify(source)])
+        classes[dtype] = np.concatenate([s[1] for s in NotebookMethod().classify(source)])
     assert np.array_equal(classes[np.uint16], classes[np.float64])
     assert np.array_equal(classes[np.uint16], notebook_oracle(dn, DEFAULT_GAINS).classes())
 
@@ -134,7 +134,7 @@ def test_quantiles_stay_exact_when_the_prediction_misses(
     monkeypatch.setattr(NotebookMethod, "_select", counted)
     info = scene_info(RADIOMETRY, dn.shape[2], dn.shape[1])
     source = ArrayBandSource(dn, info, nodata=0, strip_rows=64)
-    classes = np.concatenate([c for _, c in NotebookMethod().classify(source)])
+    classes = np.concatenate([s[1] for s in NotebookMethod().classify(source)])
     assert np.array_equal(classes, notebook_oracle(dn, DEFAULT_GAINS).classes())
     assert bool(selected) == second_pass
     if setting == "KEEP_MAX":

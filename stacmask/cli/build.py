@@ -141,7 +141,7 @@ def build(
     probability: bool = typer.Option(
         True,
         "--probability/--no-probability",
-        help="sentinel2-l1c: also publish the cloud probability COG.",
+        help="Also publish the method's cloud probability COG (hybrid, s2cloudless).",
     ),
 ) -> None:
     """Search a STAC API, mask every scene and publish a static STAC catalog of mask COGs."""

@@ -109,12 +109,44 @@ def mask(
 def evaluate(
     predicted: Path = typer.Argument(..., help="Predicted mask (class codes)."),
     truth: Path = typer.Argument(..., help="Labelled truth (class codes, 255 unlabelled)."),
+    labels: str = typer.Option(
+        "full",
+        "--labels",
+        help="What the truth labels: full (every class), cloud (cloud only: 4 cloud, other "
+        "codes not cloud) or shadow (shadow only: 2 shadow). One-class truth scores that "
+        "class's precision, recall, F1 and cover error only.",
+    ),
+    complete: bool = typer.Option(
+        False,
+        "--complete",
+        help="With --labels cloud/shadow: unlabelled truth (255) is not the class wherever the "
+        "prediction has data (a painting taken as complete, e.g. Layton's shadow).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Score a mask against a labelled truth: confusion, accuracy, kappa, F1, cover errors."""
-    from stacmask.evaluate import SCORED, evaluate_files
+    from stacmask.evaluate import LABELS, SCORED, evaluate_class_files, evaluate_files
 
+    if labels not in LABELS:
+        raise fail(f"--labels must be one of {', '.join(LABELS)}, not {labels!r}")
     try:
+        if labels != "full":
+            one = evaluate_class_files(
+                predicted,
+                truth,
+                "cloud" if labels == "cloud" else "shadow",
+                complete=complete,
+            )
+            if as_json:
+                typer.echo(json.dumps(one.to_dict(), indent=2))
+                return
+            typer.echo(
+                f"{one.pixels} {labels}-labelled pixels; {labels} precision {one.precision:.4f}"
+                f"  recall {one.recall:.4f}  F1 {one.f1:.4f}\n"
+                f"{labels} cover {one.cover_predicted:.2f}% (true {one.cover_true:.2f}%, "
+                f"error {one.cover_error:+.2f})"
+            )
+            return
         scores = evaluate_files(predicted, truth)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc

@@ -104,6 +104,12 @@ def _csmask() -> MaskMethod:
     return CsmaskMethod()
 
 
+def _hybrid() -> MaskMethod:
+    from stacmask.methods.hybrid import HybridMethod
+
+    return HybridMethod()
+
+
 def _ensemble() -> MaskMethod:
     from stacmask.methods.ensemble import EnsembleMethod
 
@@ -111,16 +117,17 @@ def _ensemble() -> MaskMethod:
 
 
 #: Method name -> factory of the methods that need only the four main bands (any sensor's).
-#: The first is the default. csmask and ensemble need the optional extra stacmask[csmask]
-#: (MethodUnavailable, naming it, when it is missing). Methods of one sensor's own bands
-#: (s2cloudless, qa-pixel) are made by their sensor (sensors/registry.py).
+#: The first is the default. hybrid, csmask and ensemble run ukis-csmask's CNN (a core
+#: dependency; MethodUnavailable, naming it, when it is missing). Methods of one sensor's own
+#: bands (s2cloudless, qa-pixel) are made by their sensor (sensors/registry.py).
 METHODS: dict[str, Callable[[], MaskMethod]] = {
+    "hybrid": _hybrid,
     "physical": _physical,
     "notebook": _notebook,
     "csmask": _csmask,
     "ensemble": _ensemble,
 }
-DEFAULT_METHOD = "physical"
+DEFAULT_METHOD = "hybrid"
 
 
 def get_method(name: str) -> MaskMethod:
