@@ -10,6 +10,7 @@ import pytest
 
 from stacmask.constants import BAND_KEY_PRESETS, S2CLOUDLESS_BANDS
 from stacmask.errors import ItemError, ProfileError
+from stacmask.methods import DEFAULT_METHOD
 from stacmask.sensors import landsat, sentinel2
 from stacmask.sensors.inputs import MAIN_BANDS, SensorOptions
 from stacmask.sensors.landsat import LANDSAT_L1_SCALING, LANDSAT_L2_SCALING
@@ -43,8 +44,8 @@ def test_registry() -> None:
     assert DEFAULT_SENSOR == "cbers4a-wpm"
     assert {"cbers4a-wpm", "sentinel2-l1c", "landsat-c2"} <= set(sensor_names())
     cbers = get_sensor("cbers4a-wpm")
-    assert cbers.default_method == "physical"
-    assert set(cbers.methods) == {"physical", "notebook", "csmask", "ensemble"}
+    assert cbers.default_method == DEFAULT_METHOD == "hybrid"
+    assert set(cbers.methods) == {"hybrid", "physical", "notebook", "csmask", "ensemble"}
     keys = BAND_KEY_PRESETS["bdc"]
     inputs = cbers.scene_inputs(_item({}, {key: {} for key in keys.bands}), SensorOptions())
     assert [inputs.band(b).href.rsplit("/", 1)[1] for b in MAIN_BANDS] == [
