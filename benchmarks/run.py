@@ -44,10 +44,12 @@ DECODE = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from stacmask.constants import DEFAULT_GAINS
-from stacmask.sensors.cbers4a.inputs import Radiometry
+from stacmask.sensors.cbers4a.radiometry import Radiometry
+from stacmask.sensors.local import band_files_inputs
 from stacmask.reading.rasters import RasterBandSource
-info = Radiometry(DEFAULT_GAINS, "default", 55.0, 45.0, None).scene_info()
-with RasterBandSource(sys.argv[3:], info, cache_bands=sys.argv[2] == "cached") as source:
+radiometry = Radiometry(DEFAULT_GAINS, "default", 55.0, 45.0, None)
+inputs = band_files_inputs(sys.argv[3:], radiometry=radiometry)
+with RasterBandSource(inputs, cache_bands=sys.argv[2] == "cached") as source:
     for window in source.strips():
         source.read_raw(window)
 """

@@ -1,15 +1,24 @@
 """`stacmask evaluate`: a predicted mask against a labelled truth, as accuracy.md defines it.
 
-Three classes are scored over the pixels whose truth is not no data: clear (codes 0, 1, 3),
-cloud (4) and shadow (2): confusion matrix, overall accuracy, Cohen's kappa, F1 of cloud and
-shadow, and cover errors (predicted minus true share, percentage points).
+Fully labelled truth (`--labels full`): three classes are scored over the pixels whose truth is
+not no data: clear (codes 0, 1, 3), cloud (4) and shadow (2): confusion matrix, overall
+accuracy, Cohen's kappa, F1 of cloud and shadow, and cover errors (predicted minus true share,
+percentage points).
+
+Truth labelled for one class only (`--labels cloud` or `--labels shadow`, as the scenes of
+shared/data/labelled-extra): that class against everything else, over the labelled pixels:
+precision, recall, F1 and cover error of that class, nothing else. In cloud-only truth (38-Cloud,
+On Cloud N) 0 means "not cloud" (shadow and water are 0 too). Shadow painted by hand (Layton)
+is 2 where painted and 255 elsewhere: `complete` takes the painting as complete, so its 255
+pixels count as "not shadow" wherever the prediction has data (what Layton's `_shadowmask.tif`
+says); without it only recall means anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 import rasterio
@@ -21,6 +30,12 @@ from stacmask.errors import StacmaskError
 
 #: Scored classes, in the confusion matrix's order.
 SCORED = ("clear", "cloud", "shadow")
+
+Labels = Literal["full", "cloud", "shadow"]
+#: What a truth may be labelled for: every class, or cloud only, or shadow only.
+LABELS: Final[tuple[Labels, ...]] = ("full", "cloud", "shadow")
+#: The class code scored by each one-class labelling.
+LABEL_CODE: Final = {"cloud": CLOUD, "shadow": SHADOW}
 
 
 def three_classes(codes: NDArray[np.integer]) -> NDArray[np.int8]:
@@ -90,6 +105,66 @@ def score(predicted: NDArray[np.integer], truth: NDArray[np.integer]) -> Scores:
     )
 
 
+@dataclass(frozen=True)
+class ClassScores:
+    """Accuracy of one class against a truth labelled for that class only (covers in percent
+    of the labelled pixels, error in percentage points)."""
+
+    labels: str
+    pixels: int
+    #: Rows truth, columns predicted: (not the class, the class).
+    confusion: list[list[int]]
+    precision: float
+    recall: float
+    f1: float
+    cover_true: float
+    cover_predicted: float
+    cover_error: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict, for `--json`."""
+        return asdict(self)
+
+
+def score_class(
+    predicted: NDArray[np.integer],
+    truth: NDArray[np.integer],
+    labels: Labels,
+    *,
+    complete: bool = False,
+) -> ClassScores:
+    """Scores of one class (`labels`: "cloud" or "shadow") of `predicted` against a truth
+    labelled for it only; with `complete`, unlabelled truth counts as not the class where the
+    prediction has data."""
+    if labels not in LABEL_CODE:
+        raise StacmaskError(f"one-class scoring needs labels cloud or shadow, not {labels!r}")
+    if predicted.shape != truth.shape:
+        raise StacmaskError(f"shapes differ: prediction {predicted.shape}, truth {truth.shape}")
+    code = LABEL_CODE[labels]
+    keep = truth != NODATA
+    if complete:
+        keep |= predicted != NODATA
+    n = int(keep.sum())
+    if n == 0:
+        raise StacmaskError("the truth has no labelled pixel (all no data)")
+    t = (truth[keep] == code).astype(np.int64)
+    p = (predicted[keep] == code).astype(np.int64)
+    confusion = np.bincount(t * 2 + p, minlength=4).reshape(2, 2)
+    tp, fp, fn = int(confusion[1, 1]), int(confusion[0, 1]), int(confusion[1, 0])
+    cover_t, cover_p = (tp + fn) / n * 100, (tp + fp) / n * 100
+    return ClassScores(
+        labels=labels,
+        pixels=n,
+        confusion=confusion.tolist(),
+        precision=round(tp / (tp + fp), 5) if tp + fp else 1.0,
+        recall=round(tp / (tp + fn), 5) if tp + fn else 1.0,
+        f1=round(2 * tp / (2 * tp + fp + fn), 5) if tp + fp + fn else 1.0,
+        cover_true=round(cover_t, 3),
+        cover_predicted=round(cover_p, 3),
+        cover_error=round(cover_p - cover_t, 3),
+    )
+
+
 def _read(path: Path) -> NDArray[np.integer]:
     try:
         with rasterio.open(path) as src:
@@ -105,3 +180,13 @@ def evaluate_files(predicted: Path, truth: Path) -> Scores:
     if p.shape != t.shape:
         raise StacmaskError(f"{predicted}: shape {p.shape} differs from {truth}'s {t.shape}")
     return score(p, t)
+
+
+def evaluate_class_files(
+    predicted: Path, truth: Path, labels: Labels, *, complete: bool = False
+) -> ClassScores:
+    """One-class scores of the mask file `predicted` against the file `truth` (score_class)."""
+    p, t = _read(predicted), _read(truth)
+    if p.shape != t.shape:
+        raise StacmaskError(f"{predicted}: shape {p.shape} differs from {truth}'s {t.shape}")
+    return score_class(p, t, labels, complete=complete)

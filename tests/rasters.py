@@ -16,7 +16,8 @@ from stacmask.demo.samples import write_sample_scene
 from stacmask.methods import MaskMethod
 from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from stacmask.reading.rasters import RasterBandSource
-from stacmask.sensors.cbers4a.inputs import Radiometry
+from stacmask.sensors.cbers4a.radiometry import Radiometry
+from stacmask.sensors.local import band_files_inputs
 from tests.conftest import shared_path
 
 TRANSFORM = Affine(8.0, 0.0, 500_000.0, 0.0, -8.0, 8_500_000.0)
@@ -56,6 +57,24 @@ def write_bands(
             dst.write(dn[b], 1)
         paths.append(path)
     return paths
+
+
+def scene_info(
+    radiometry: Radiometry, width: int, height: int, transform: Affine = TRANSFORM
+) -> SceneInfo:
+    """SceneInfo of a `width` x `height` WPM scene with `radiometry` (for ArrayBandSource)."""
+    return SceneInfo(
+        width,
+        height,
+        transform,
+        None,
+        abs(transform.a),
+        radiometry.sun_elevation,
+        radiometry.sun_azimuth,
+        radiometry.acquired,
+        radiometry.gains,
+        radiometry.calibration,
+    )
 
 
 def rotated_footprint(height: int, width: int, angle_deg: float = 9.0) -> NDArray[np.bool_]:
@@ -137,9 +156,9 @@ def mask_synthetic_scene(
     )
     hrefs = [str(scene.bands[f"BAND{b}"]) for b in range(1, 5)]
     with RasterBandSource(
-        hrefs, radiometry.scene_info(), cache_bands=not method.reads_bands_once
+        band_files_inputs(hrefs, radiometry=radiometry), cache_bands=not method.reads_bands_once
     ) as source:
-        classes = np.concatenate([c for _, c in method.classify(source)])
+        classes = np.concatenate([s[1] for s in method.classify(source)])
     with rasterio.open(scene.truth) as src:
         truth: NDArray[np.uint8] = src.read(1)
     return classes, truth

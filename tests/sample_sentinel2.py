@@ -104,8 +104,12 @@ def write_scene(
     baseline: str = "05.09",
     acquired: datetime | None = None,
     seed: int = 0,
+    nodata_tag: bool = True,
 ) -> SyntheticS2Scene:
-    """Write the 13 band GeoTIFFs of a synthetic scene (size x size at 60 m) under `directory`."""
+    """Write the 13 band GeoTIFFs of a synthetic scene (size x size at 60 m) under `directory`.
+
+    Without `nodata_tag` the files say nothing about no data, as L1C JP2s do (DN 0 is still
+    written outside the footprint)."""
     directory.mkdir(parents=True, exist_ok=True)
     truth, surface = truth_layout(size)
     rng = np.random.default_rng(seed)
@@ -133,7 +137,7 @@ def write_scene(
             dtype="uint16",
             crs=CRS.from_string(CRS_CODE),
             transform=transform,
-            nodata=S2_NODATA,
+            nodata=S2_NODATA if nodata_tag else None,
             compress="deflate",
         ) as dst:
             dst.write(dn, 1)

@@ -152,8 +152,14 @@ def build_mask_catalog(source: Path, out: Path) -> Path:
     from stacmask.pipeline.build import BuildOptions, build
 
     with serve_subprocess(source) as url:
+        # The fast physical method: these catalogs test serving and querying, not masks (their
+        # query cases expect the covers physical gives these scenes).
         options = BuildOptions(
-            out=out, keys=BAND_KEY_PRESETS["bdc"], stac_url=url, collection=SOURCE_COLLECTION
+            out=out,
+            keys=BAND_KEY_PRESETS["bdc"],
+            stac_url=url,
+            collection=SOURCE_COLLECTION,
+            method="physical",
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # no XML metadata: default gains, said once a scene

@@ -24,6 +24,7 @@ from stacmask.catalog.validate import validate_catalog
 from stacmask.cli import app
 from stacmask.constants import CLOUD, NODATA, SHADOW, WATER
 from stacmask.demo.samples import SampleScene, scene_id_for, write_sample_scene
+from stacmask.methods import DEFAULT_METHOD
 from stacmask.output.item import multihash_sha256
 from tests.conftest import REPO
 from tests.sample_api import SampleStacApi
@@ -108,7 +109,7 @@ def test_build_end_to_end(tmp_path: Path, api: SampleStacApi, schema_map: Path) 
         assert item["bbox"] == source["bbox"]
         assert props["datetime"] == source["properties"]["datetime"]
         assert props["stacmask:calibration"] == "default"
-        assert props["stacmask:method"] == "physical"
+        assert props["stacmask:method"] == DEFAULT_METHOD
         assert props["view:sun_elevation"] == pytest.approx(55.0)
         derived = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
         assert derived == [f"{api.url}collections/CB4A-WPM-L4-DN-1/items/{item_id}"]

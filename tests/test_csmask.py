@@ -163,7 +163,7 @@ def test_ensemble_on_landsat8_stays_in_its_bqa_cloud(model: CsmaskModel) -> None
     must stay where the BQA sees cloud, about as much as its high confidence."""
     source, confidence = landsat8_clip()
     method = EnsembleMethod()
-    classes = np.concatenate([c for _, c in method.classify(source)])
+    classes = np.concatenate([s[1] for s in method.classify(source)])
     cloud = classes == CLOUD
     high = confidence == 3
     assert np.mean(confidence[cloud] >= 2) >= 0.9

@@ -14,10 +14,11 @@ from stacmask.methods.notebook_kernels import normalization_table
 from stacmask.pipeline.masking import mask_scene
 from stacmask.reading.band_source import ArrayBandSource
 from stacmask.reading.rasters import RasterBandSource
-from stacmask.sensors.cbers4a.inputs import Radiometry
+from stacmask.sensors.cbers4a.radiometry import Radiometry
+from stacmask.sensors.local import band_files_inputs
 from tests.conftest import shared_path
 from tests.notebook_oracle import notebook_oracle
-from tests.rasters import TRANSFORM, dn_from_reflectance, write_bands
+from tests.rasters import dn_from_reflectance, scene_info, write_bands
 
 RADIOMETRY = Radiometry(DEFAULT_GAINS, "default", 50.0, 40.0, None)
 
@@ -31,7 +32,7 @@ def _labelled_dn() -> np.ndarray:
 def _check_parity(tmp_path: Path, dn: np.ndarray, blocksize: int) -> dict[str, float]:
     paths = write_bands(tmp_path / "bands", dn, blocksize=blocksize)
     with RasterBandSource(
-        [str(p) for p in paths], RADIOMETRY.scene_info(), strip_pixels=40_000
+        band_files_inputs(paths, radiometry=RADIOMETRY), strip_pixels=40_000
     ) as source:
         source_strips = list(source.strips())
         result = mask_scene(source, NotebookMethod(), tmp_path / "mask.tif")
@@ -78,7 +79,7 @@ def test_band_mismatch_flag(tmp_path: Path) -> None:
     dn[1, 100:120, 100:120] = 0  # green has a hole the other bands do not have
     paths = write_bands(tmp_path / "bands", dn, blocksize=128)
     with RasterBandSource(
-        [str(p) for p in paths], RADIOMETRY.scene_info(), strip_pixels=40_000
+        band_files_inputs(paths, radiometry=RADIOMETRY), strip_pixels=40_000
     ) as source:
         result = mask_scene(source, NotebookMethod(), tmp_path / "mask.tif")
     assert result.band_mismatch
@@ -98,9 +99,9 @@ def test_table_lookup_equals_the_arithmetic(tmp_path: Path) -> None:
     classes = {}
     for dtype in (np.uint16, np.float64):
         values = dn.astype(dtype)
-        info = RADIOMETRY.scene_info()(values.shape[2], values.shape[1], TRANSFORM, None)
+        info = scene_info(RADIOMETRY, values.shape[2], values.shape[1])
         source = ArrayBandSource(values, info, nodata=0)
-        classes[dtype] = np.concatenate([c for _, c in NotebookMethod().classify(source)])
+        classes[dtype] = np.concatenate([s[1] for s in NotebookMethod().classify(source)])
     assert np.array_equal(classes[np.uint16], classes[np.float64])
     assert np.array_equal(classes[np.uint16], notebook_oracle(dn, DEFAULT_GAINS).classes())
 
@@ -131,9 +132,9 @@ def test_quantiles_stay_exact_when_the_prediction_misses(
         select(self, source, acc, wanted, chunks)  # type: ignore[arg-type]
 
     monkeypatch.setattr(NotebookMethod, "_select", counted)
-    info = RADIOMETRY.scene_info()(dn.shape[2], dn.shape[1], TRANSFORM, None)
+    info = scene_info(RADIOMETRY, dn.shape[2], dn.shape[1])
     source = ArrayBandSource(dn, info, nodata=0, strip_rows=64)
-    classes = np.concatenate([c for _, c in NotebookMethod().classify(source)])
+    classes = np.concatenate([s[1] for s in NotebookMethod().classify(source)])
     assert np.array_equal(classes, notebook_oracle(dn, DEFAULT_GAINS).classes())
     assert bool(selected) == second_pass
     if setting == "KEEP_MAX":

@@ -15,7 +15,7 @@ from stacmask.cli import app
 from stacmask.constants import CLOUD, DEFAULT_GAINS, ESUN_WPM
 from stacmask.demo.samples import write_sample_scene
 from stacmask.evaluate import Scores, evaluate_files, score
-from stacmask.methods import DEFAULT_METHOD, physical
+from stacmask.methods import DEFAULT_METHOD, METHODS, physical
 from stacmask.methods.physical import (
     PhysicalConfig,
     PhysicalMethod,
@@ -31,8 +31,8 @@ from tests.rasters import SWEEP_DATE, landsat8_clip, mask_synthetic_scene
 runner = CliRunner()
 
 
-def test_physical_is_the_default() -> None:
-    assert DEFAULT_METHOD == "physical"
+def test_physical_is_kept_beside_the_default() -> None:
+    assert DEFAULT_METHOD != "physical" and "physical" in METHODS
 
 
 def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
@@ -41,7 +41,8 @@ def test_labelled_sentinel2_scores_stay_above_floors(tmp_path: Path) -> None:
     reflectance = shared_path("data/labelled/sentinel2_reflectance.tif")
     truth = shared_path("data/labelled/sentinel2_truth.tif")
     out = tmp_path / "mask.tif"
-    result = runner.invoke(app, ["mask", str(out), "--reflectance", str(reflectance), "--json"])
+    args = ["mask", str(out), "--reflectance", str(reflectance), "--method", "physical", "--json"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["method"] == "physical" and report["calibration"] == "reflectance"
@@ -66,7 +67,8 @@ def test_cloud_outline_follows_pixels_on_a_coarse_working_grid(
     monkeypatch.setattr(physical, "WORK_SIZE", work_size)
     reflectance = shared_path("data/labelled/sentinel2_reflectance.tif")
     out = tmp_path / "mask.tif"
-    result = runner.invoke(app, ["mask", str(out), "--reflectance", str(reflectance), "--json"])
+    args = ["mask", str(out), "--reflectance", str(reflectance), "--method", "physical"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     scores = evaluate_files(out, shared_path("data/labelled/sentinel2_truth.tif"))
     assert scores.cloud_f1 >= 0.89
@@ -132,7 +134,7 @@ def test_clear_scene_of_soil_water_and_built_up_has_no_cloud(tmp_path: Path) -> 
         "default",
     )
     source = ArrayBandSource(dn, info, nodata=0)
-    classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
+    classes = np.concatenate([s[1] for s in PhysicalMethod().classify(source)])
     valid = classes != 255
     assert np.count_nonzero(classes[valid] == CLOUD) / valid.sum() < 0.01
     water = np.count_nonzero(classes == 1)
@@ -148,7 +150,7 @@ def test_landsat8_clouds_agree_with_its_bqa(
     cloud in BQA medium or high confidence (85 % with the outline on the grid)."""
     monkeypatch.setattr(physical, "WORK_SIZE", work_size)
     source, confidence = landsat8_clip()
-    classes = np.concatenate([c for _, c in PhysicalMethod().classify(source)])
+    classes = np.concatenate([s[1] for s in PhysicalMethod().classify(source)])
     cloud = classes == CLOUD
     high = confidence == 3
     assert np.mean(confidence[cloud] >= 2) >= 0.9, "our clouds must lie in BQA cloud"

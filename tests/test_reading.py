@@ -17,7 +17,8 @@ from stacmask.output.preview import preview_step
 from stacmask.pipeline.masking import mask_scene
 from stacmask.reading.rasters import RasterBandSource
 from stacmask.reading.scratch import ScratchRaster
-from stacmask.sensors.cbers4a.inputs import Radiometry
+from stacmask.sensors.cbers4a.radiometry import Radiometry
+from stacmask.sensors.local import band_files_inputs
 from tests.conftest import shared_path
 from tests.rasters import dn_from_reflectance, write_bands
 
@@ -35,8 +36,7 @@ def _scene(tmp_path: Path, height: int = 700, width: int = 530) -> tuple[list[st
 
 def _source(hrefs: list[str], cache: bool, **kwargs: object) -> RasterBandSource:
     return RasterBandSource(
-        hrefs,
-        RADIOMETRY.scene_info(),
+        band_files_inputs(hrefs, radiometry=RADIOMETRY),
         strip_pixels=50_000,
         cache_bands=cache,
         **kwargs,  # type: ignore[arg-type]

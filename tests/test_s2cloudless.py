@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pystac
 import pytest
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
 
 from stacmask.constants import (
     CLEAR,
@@ -18,15 +24,23 @@ from stacmask.constants import (
     WATER,
 )
 from stacmask.errors import DecodeError
+from stacmask.methods.fmask import decode_fmask
 from stacmask.methods.s2cloudless import (
+    FMASK_BAND,
+    PROBABILITY_LAYER,
     S2CloudlessConfig,
+    S2CloudlessMethod,
     classify,
     cloud_mask,
     cloud_probability,
     probability_percent,
 )
-from stacmask.reading.grid import grid_of, read_stack
-from tests.sample_sentinel2 import SyntheticS2Scene, write_scene
+from stacmask.pipeline.masking import as_mask_strip
+from stacmask.reading.grid import grid_of
+from stacmask.reading.rasters import RasterBandSource
+from stacmask.sensors.inputs import SceneInputs, SensorOptions
+from stacmask.sensors.registry import get_sensor
+from tests.sample_sentinel2 import SyntheticS2Scene, sentinel2_item, write_scene
 
 KEY_OF = {band_id: key for band_id, key, _ in SENTINEL2_BANDS}
 
@@ -36,13 +50,24 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> SyntheticS2Scene:
     return write_scene(Path(tmp_path_factory.mktemp("s2")), baseline="05.09")
 
 
+def scene_inputs(
+    scene: SyntheticS2Scene, extra: dict[str, dict[str, Any]] | None = None, **options: Any
+) -> SceneInputs:
+    """The scene's inputs from its L1C item (local hrefs), through the sentinel2-l1c sensor."""
+    item = sentinel2_item(scene, {key: str(path) for key, path in scene.files.items()})
+    item["assets"].update(extra or {})
+    return get_sensor("sentinel2-l1c").scene_inputs(
+        pystac.Item.from_dict(item), SensorOptions(**options)
+    )
+
+
 @pytest.fixture(scope="module")
 def reflectance(scene: SyntheticS2Scene) -> np.ndarray:
-    hrefs = [str(scene.files[KEY_OF[b]]) for b in S2CLOUDLESS_BANDS]
-    grid = grid_of(str(scene.files["blue"]), 60)
-    assert (grid.width, grid.height) == scene.truth.shape[::-1]
-    n = len(hrefs)
-    return read_stack(hrefs, grid, scale=[1e-4] * n, offset=[-0.1] * n)
+    """The ten s2cloudless bands at 60 m, read by name through the reader."""
+    with RasterBandSource(scene_inputs(scene)) as source:
+        info = source.info
+        assert (info.width, info.height) == scene.truth.shape[::-1]
+        return source.read_bands(S2CLOUDLESS_BANDS, Window(0, 0, info.width, info.height))
 
 
 def test_bands_sit_on_their_native_grids(scene: SyntheticS2Scene) -> None:
@@ -112,20 +137,17 @@ def test_wrong_inputs_say_how_to_fix_them(reflectance: np.ndarray) -> None:
         S2CloudlessConfig(threshold=40)
 
 
-def test_source_reads_an_hls_fmask_on_another_grid(scene: SyntheticS2Scene, tmp_path: Path) -> None:
-    import rasterio
-    from affine import Affine
-
-    from stacmask.reading.warped import Sentinel2Source
-    from stacmask.sensors.profiles import get_profile
-    from stacmask.sensors.sensor_scene import scene_info
-
-    # HLS-style bits at 30 m covering only the upper half of the 60 m scene.
+def _write_half_fmask(scene: SyntheticS2Scene, path: Path, encoding: str) -> None:
+    """An Fmask result at 30 m covering only the upper half of the 60 m scene: HLS-style bits
+    with nodata 255, or categorical codes (truth's, clear in place of no data) with no nodata
+    value at all, as some Fmask writers leave it."""
     size = scene.truth.shape[0]
     half = scene.truth[: size // 2]
-    bits = np.where(half == CLOUD, 1 << 1, 0) | np.where(half == WATER, 1 << 5, 0)
-    bits = np.repeat(np.repeat(bits, 2, axis=0), 2, axis=1).astype(np.uint8)
-    path = tmp_path / "hls_fmask.tif"
+    if encoding == "hls":
+        values = np.where(half == CLOUD, 1 << 1, 0) | np.where(half == WATER, 1 << 5, 0)
+    else:
+        values = np.where(half == NODATA, CLEAR, half)
+    bits = np.repeat(np.repeat(values, 2, axis=0), 2, axis=1).astype(np.uint8)
     with rasterio.open(
         path,
         "w",
@@ -134,32 +156,95 @@ def test_source_reads_an_hls_fmask_on_another_grid(scene: SyntheticS2Scene, tmp_
         height=bits.shape[0],
         count=1,
         dtype="uint8",
-        nodata=255,
+        nodata=255 if encoding == "hls" else None,
         crs="EPSG:32633",
         transform=Affine(30.0, 0.0, scene.transform60.c, 0.0, -30.0, scene.transform60.f),
     ) as dst:
         dst.write(bits, 1)
-    profile = get_profile("sentinel2-l1c")
-    grid = grid_of(str(scene.files["blue"]), 60)
-    rgbn = [str(scene.files[profile.asset_key(b)]) for b in profile.rgbn]
-    model = [str(scene.files[KEY_OF[b]]) for b in S2CLOUDLESS_BANDS]
-    import pystac
 
-    item = pystac.Item("x", None, None, scene.acquired, {"view:sun_elevation": 50.0})
-    source = Sentinel2Source(
-        rgbn,
-        [(1e-4, -0.1)] * 4,
-        model,
-        [(1e-4, -0.1)] * 10,
-        grid,
-        scene_info(item, grid),
-        fmask_href=str(path),
-        fmask_encoding="hls",
+
+@pytest.mark.parametrize("encoding", ["hls", "categorical"])
+def test_method_reads_an_fmask_band_on_another_grid(
+    scene: SyntheticS2Scene, tmp_path: Path, encoding: str
+) -> None:
+    """Read by name, warped (nearest) onto the 60 m grid; outside the Fmask file is no data,
+    also for a file with no nodata value (its footprint says where it has data)."""
+    path = tmp_path / "fmask.tif"
+    _write_half_fmask(scene, path, encoding)
+    inputs = scene_inputs(
+        scene, {"fmask": {"href": str(path)}}, fmask_asset="fmask", fmask_encoding=encoding
     )
-    fmask = source.read_fmask()
-    assert fmask is not None and fmask.shape == scene.truth.shape
+    assert inputs.band(FMASK_BAND).categorical
+    size = scene.truth.shape[0]
     top = scene.truth[: size // 2]
-    assert (fmask[: size // 2][top == CLOUD] == CLOUD).all()
-    assert (fmask[: size // 2][top == WATER] == WATER).all()
-    assert (fmask[size // 2 :] == NODATA).all()  # outside the Fmask raster
-    assert source.read_model_bands(next(iter(grid.strips()))).shape[0] == 10
+    with RasterBandSource(inputs, strip_pixels=size * 7) as source:
+        whole = Window(0, 0, size, size)
+        values, valid = source.read_values(FMASK_BAND, whole)
+        fmask = decode_fmask(np.where(valid, values, 0), encoding)  # type: ignore[arg-type]
+        assert valid[: size // 2].all() and not valid[size // 2 :].any()  # outside the raster
+        assert (fmask[: size // 2][top == CLOUD] == CLOUD).all()
+        assert (fmask[: size // 2][top == WATER] == WATER).all()
+        config = S2CloudlessConfig(dilation_size=None)
+        method = S2CloudlessMethod(config, fmask_encoding=encoding)
+        strips = [as_mask_strip(strip) for strip in method.classify(source)]
+    assert len(strips) > 1
+    classes = np.concatenate([strip.classes for strip in strips])
+    assert (classes[size // 2 :] == NODATA).all()  # where the Fmask says nothing
+    assert (classes[: size // 2][top == WATER] == WATER).all()  # water only from the Fmask
+    probability = np.concatenate([strip.layers[PROBABILITY_LAYER.name] for strip in strips])
+    assert probability.dtype == np.uint8
+    assert (probability[scene.truth == CLOUD] >= 90).all()
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The hrefs every rasterio.open of the reader's bands opens, in order."""
+    import stacmask.reading.grid as grid_module
+
+    calls: list[str] = []
+    real_open = rasterio.open
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(grid_module.rasterio, "open", counting)
+    yield calls
+
+
+def test_warped_bands_open_once_per_scene(scene: SyntheticS2Scene, opened: list[str]) -> None:
+    """Every band is opened (and warped) once per scene, not once per strip."""
+    size = scene.truth.shape[0]
+    with RasterBandSource(scene_inputs(scene), strip_pixels=size * 5) as source:
+        strips = list(source.strips())
+        assert len(strips) >= 8
+        opened.clear()
+        for window in strips:
+            source.read_bands(S2CLOUDLESS_BANDS, window)
+    hrefs = [str(scene.files[KEY_OF[b]]) for b in S2CLOUDLESS_BANDS]
+    assert sorted(opened) == sorted(hrefs)
+
+
+def test_band_reads_keep_the_timeout(
+    scene: SyntheticS2Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Window reads of bands opened on first use run under the reader's GDAL settings
+    (`--timeout`), also after the main bands were decoded and their files closed."""
+    from rasterio.env import getenv, hasenv
+
+    from stacmask.reading.grid import OpenBand
+
+    seen: list[object] = []
+    real_read = OpenBand.read
+
+    def read(self: OpenBand, window: Window, out: Any = None) -> Any:
+        seen.append(getenv().get("GDAL_HTTP_TIMEOUT") if hasenv() else None)
+        return real_read(self, window, out)
+
+    monkeypatch.setattr(OpenBand, "read", read)
+    with RasterBandSource(scene_inputs(scene), timeout=7) as source:
+        seen.clear()
+        for window in source.strips():
+            source.read_bands(["B10"], window)
+            source.read_values("B09", window)
+    assert seen and set(seen) == {7}

@@ -28,7 +28,7 @@ from stacmask.constants import (
     WATER,
 )
 from stacmask.pipeline.build import BuildOptions, build
-from stacmask.sensors.sensor_scene import SensorOptions
+from stacmask.sensors.inputs import SensorOptions
 from tests.landsat_scene import landsat_item, landsat_truth, write_landsat_scene
 from tests.sample_api import SampleStacApi
 from tests.sample_sentinel2 import sentinel2_item, write_scene
@@ -53,6 +53,19 @@ def _serve(api: SampleStacApi, item: dict[str, Any]) -> None:
         {"rel": "collection", "href": f"{api.url}collections/{cid}"},
     ]
     api.add_item(item)
+
+
+def _build(api: SampleStacApi, out: Path, profile: str, collection: str, **kwargs: Any) -> Any:
+    """`build` of `collection` served by `api` into `out` with sensor `profile`; its report."""
+    options = BuildOptions(
+        out=out,
+        keys=BAND_KEY_PRESETS["bdc"],
+        stac_url=api.url,
+        collection=collection,
+        profile=profile,
+        **kwargs,
+    )
+    return build(options, echo=lambda _: None, progress=False)
 
 
 NEW_BASELINE = "S2B_33UUV_20230611_0_L1C"  # 05.09, raster:bands declared, Fmask asset
@@ -112,18 +125,12 @@ def s2_catalog(
 ) -> Path:
     api, _ = s2_api
     out = tmp_path_factory.mktemp("s2-out") / "s2cat"
-    options = BuildOptions(
-        out=out,
-        keys=BAND_KEY_PRESETS["bdc"],
-        stac_url=api.url,
-        collection="sentinel-2-l1c",
-        profile="sentinel2-l1c",
-        method="s2cloudless",
-        sensor=SensorOptions(fmask_asset="fmask", dilation_size=None),
-    )
+    sensor = SensorOptions(fmask_asset="fmask", dilation_size=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = build(options, echo=lambda _: None, progress=False)
+        report = _build(
+            api, out, "sentinel2-l1c", "sentinel-2-l1c", method="s2cloudless", sensor=sensor
+        )
     assert report.ok, report.failed
     assert sorted(report.done) == sorted([NEW_BASELINE, OLD_BASELINE])
     assert any("no Fmask asset 'fmask'" in str(w.message) for w in caught)
@@ -204,15 +211,7 @@ def test_s2_rebuild_skips_present_scenes(
     s2_catalog: Path, s2_api: tuple[SampleStacApi, dict[str, Any]]
 ) -> None:
     api, _ = s2_api
-    options = BuildOptions(
-        out=s2_catalog,
-        keys=BAND_KEY_PRESETS["bdc"],
-        stac_url=api.url,
-        collection="sentinel-2-l1c",
-        profile="sentinel2-l1c",
-        method="s2cloudless",
-    )
-    report = build(options, echo=lambda _: None, progress=False)
+    report = _build(api, s2_catalog, "sentinel2-l1c", "sentinel-2-l1c", method="s2cloudless")
     assert report.skipped and not report.done and report.ok
 
 
@@ -289,3 +288,106 @@ def test_landsat_build_from_the_cli(tmp_path: Path, schema_map: Path) -> None:
     with rasterio.open(folder / f"{scene_id}_mask.tif") as src:
         assert src.overviews(1) is not None
         assert src.read(1, out_shape=(8, 8), resampling=Resampling.nearest).dtype == np.uint8
+
+
+# --- the fixes of the one seam (issue 11) --------------------------------------------------
+def _cut_footprint(scene: Any, columns: int) -> np.ndarray:
+    """Write DN 0 into every band left of `columns` (60 m columns): a tile whose data covers
+    only part of it, as L1C tiles at a swath edge. Returns the truth with that part NODATA."""
+    for path in scene.files.values():
+        with rasterio.open(path, "r+") as dst:
+            factor = dst.width // scene.truth.shape[1]
+            dn = dst.read(1)
+            dn[:, : columns * factor] = 0
+            dst.write(dn, 1)
+    truth = scene.truth.copy()
+    truth[:, :columns] = NODATA
+    return truth
+
+
+@pytest.mark.parametrize("declare", [True, False], ids=["raster-bands-nodata", "nothing-declared"])
+def test_s2_partial_footprint_counts_only_its_data(
+    tmp_path: Path, schema_map: Path, declare: bool
+) -> None:
+    """L1C files carry no nodata tag: DN 0 is no data (raster:bands nodata, else 0), never
+    valid clear land, so covers are of the data footprint and valid pixels count it alone."""
+    root = tmp_path / "api"
+    scene_id = "S2B_33UUV_20230612_0_L1C"
+    scene = write_scene(root / scene_id, scene_id, baseline="05.09", seed=2, nodata_tag=False)
+    truth = _cut_footprint(scene, columns=22)
+    with rasterio.open(scene.files["blue"]) as src:
+        assert src.nodata is None
+    with SampleStacApi(root) as api:
+        api.add_collection("sentinel-2-l1c", **json.loads(json.dumps(S2_COLLECTION)))
+        hrefs = {key: api.data_url(path) for key, path in scene.files.items()}
+        _serve(api, sentinel2_item(scene, hrefs, declare_raster_scaling=declare))
+        out = tmp_path / "out"
+        sensor = SensorOptions(dilation_size=None)
+        report = _build(api, out, "sentinel2-l1c", "sentinel-2-l1c", sensor=sensor)
+    assert report.ok, report.failed
+    assert validate_catalog(out, schema_map).ok
+    classes = _read(out / "sentinel-2-l1c-mask" / scene_id / f"{scene_id}_mask.tif")
+    np.testing.assert_array_equal(classes == NODATA, truth == NODATA)
+    props = _item(out, "sentinel-2-l1c-mask", scene_id)["properties"]
+    footprint = truth != NODATA
+    assert props["stacmask:valid_pixels"] == int(footprint.sum()) < truth.size * 0.6
+    true_cloud = 100.0 * float((truth[footprint] == CLOUD).mean())
+    assert true_cloud > 10.0
+    assert props["eo:cloud_cover"] == pytest.approx(true_cloud, abs=3.0)
+
+
+@pytest.mark.parametrize("sensor", ["sentinel2-l1c", "landsat-c2"])
+def test_timeout_reaches_the_band_reads(tmp_path: Path, sensor: str) -> None:
+    """`--timeout` bounds every band read of every sensor (a band that never answers fails
+    its scene within a few timeouts, naming the file), not only CBERS's."""
+    import time
+
+    root = tmp_path / "api"
+    with SampleStacApi(root) as api:
+        if sensor == "sentinel2-l1c":
+            scene_id = "S2B_33UUV_20230613_0_L1C"
+            scene = write_scene(root / scene_id, scene_id)
+            files = {key: api.data_url(path) for key, path in scene.files.items()}
+            item = sentinel2_item(scene, files)
+            slow = "cirrus"  # an s2cloudless band, read strip by strip
+            collection = "sentinel-2-l1c"
+        else:
+            scene_id = "LC09_L2SP_014032_20230703_02_T1"
+            paths = write_landsat_scene(root / scene_id, landsat_truth(64))
+            item = landsat_item(scene_id, {k: api.data_url(p) for k, p in paths.items()}, 64)
+            slow = "qa_pixel"  # the grid and the mask
+            collection = "landsat-c2-l2"
+        api.add_collection(collection)
+        _serve(api, item)
+        api.faults.delay("/" + item["assets"][slow]["href"].split("/", 3)[3], 30.0)
+        started = time.monotonic()
+        report = _build(api, tmp_path / "out", sensor, collection, timeout=2)
+        elapsed = time.monotonic() - started
+    assert list(report.failed) == [scene_id]
+    assert report.failed[scene_id].startswith("[read]")
+    assert Path(item["assets"][slow]["href"]).name in report.failed[scene_id]
+    assert elapsed < 25.0, f"the scene took {elapsed:.0f} s to fail with --timeout 2"
+
+
+def test_landsat_catalog_never_lists_inpe(tmp_path: Path, schema_map: Path) -> None:
+    """A source collection that names no provider nor keyword: the mask collection lists the
+    sensor's own (USGS, Landsat), never CBERS's INPE."""
+    root = tmp_path / "api"
+    scene_id = "LC09_L2SP_014032_20230704_02_T1"
+    with SampleStacApi(root) as api:
+        paths = write_landsat_scene(root / scene_id, landsat_truth(64))
+        api.add_collection(
+            "landsat-c2-l2", title="Landsat C2 L2", license="proprietary", providers=[], keywords=[]
+        )
+        _serve(api, landsat_item(scene_id, {k: api.data_url(p) for k, p in paths.items()}, 64))
+        out = tmp_path / "out"
+        assert _build(api, out, "landsat-c2", "landsat-c2-l2").ok
+    assert validate_catalog(out, schema_map).ok
+    collection = json.loads((out / "landsat-c2-l2-mask" / "collection.json").read_text())
+    names = {p["name"] for p in collection["providers"]}
+    assert names == {"USGS", "stacmask"}
+    assert not any("INPE" in name for name in names)
+    assert "Landsat" in collection["keywords"] and "CBERS-4A" not in collection["keywords"]
+    item = _item(out, "landsat-c2-l2-mask", scene_id)
+    assert [p["name"] for p in item["properties"]["providers"]] == ["USGS", "stacmask"]
+    assert "cbers:path" not in item["properties"]

@@ -34,7 +34,7 @@ from stacmask.constants import (
     PROP_WATER_COVER,
 )
 from stacmask.errors import CatalogError, ItemError
-from stacmask.output.item import item_assets, providers
+from stacmask.output.item import item_assets, processor_provider
 
 #: Item and collection ids become folder and file names: letters, digits, '.', '_', '-' only.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -171,7 +171,9 @@ class CatalogFolder:
     ) -> None:
         path = self.collection_path(collection_id)
         collection = (
-            _read_json(path) if path.exists() else new_collection(collection_id, source_collection)
+            _read_json(path)
+            if path.exists()
+            else new_collection(collection_id, source_collection, item)
         )
         href = f"./{item['id']}/{item['id']}.json"
         if not any(link.get("href") == href for link in collection["links"]):
@@ -227,8 +229,13 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data))  # type: ignore[no-any-return]
 
 
-def new_collection(collection_id: str, source: dict[str, Any]) -> dict[str, Any]:
-    """A mask collection for the scenes of source collection `source` (its JSON, may be {})."""
+def new_collection(
+    collection_id: str, source: dict[str, Any], item: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A mask collection for the scenes of source collection `source` (its JSON, may be {});
+    its providers and keywords come from the source collection, else from its first mask
+    `item` (which carries those its sensor gave)."""
+    first = (item or {}).get("properties", {})
     source_id = source.get("id", collection_id.removesuffix("-mask"))
     collection = pystac.Collection(
         id=collection_id,
@@ -243,8 +250,8 @@ def new_collection(collection_id: str, source: dict[str, Any]) -> dict[str, Any]
             pystac.TemporalExtent([[datetime.now(timezone.utc), None]]),
         ),
         license=str(source.get("license") or "other"),
-        providers=_source_providers(source) or providers(),
-        keywords=_keywords(source),
+        providers=_source_providers(source) or _item_providers(first),
+        keywords=_keywords(source, first),
     )
     data = _plain(collection.to_dict(include_self_link=False, transform_hrefs=False))
     data["links"] = [
@@ -266,7 +273,7 @@ def new_collection(collection_id: str, source: dict[str, Any]) -> dict[str, Any]
 def _source_providers(source: dict[str, Any]) -> list[pystac.Provider]:
     """The source collection's own producers and licensors, then stacmask as processor.
 
-    Empty when the source collection names none (then INPE, the CBERS default, is used).
+    Empty when the source collection names none (then the mask item's are used).
     """
     kept: list[pystac.Provider] = []
     for entry in source.get("providers") or []:
@@ -277,14 +284,23 @@ def _source_providers(source: dict[str, Any]) -> list[pystac.Provider]:
             kept.append(pystac.Provider(name=str(entry["name"]), roles=roles, url=entry.get("url")))
     if not kept:
         return []
-    return [*kept, providers()[-1]]
+    return [*kept, processor_provider()]
 
 
-def _keywords(source: dict[str, Any]) -> list[str]:
-    """Keywords of a mask collection: the mask's own, then the source's (CBERS when none)."""
+def _item_providers(properties: dict[str, Any]) -> list[pystac.Provider]:
+    """The providers a mask item carries (its sensor's and stacmask), else stacmask alone."""
+    entries = [e for e in properties.get("providers") or [] if isinstance(e, dict)]
+    kept = [pystac.Provider.from_dict(e) for e in entries if e.get("name")]
+    return kept or [processor_provider()]
+
+
+def _keywords(source: dict[str, Any], properties: dict[str, Any]) -> list[str]:
+    """Keywords of a mask collection: the mask's own, then the source collection's (else the
+    mask item's, from its sensor)."""
     own = ["cloud mask", "cloud shadow", "water"]
     extra = [str(k) for k in source.get("keywords") or [] if str(k) not in own]
-    return own + (extra or ["CBERS-4A", "WPM"])
+    sensor = [str(k) for k in properties.get("keywords") or [] if str(k) not in own]
+    return own + (extra or sensor)
 
 
 def _extend(collection: dict[str, Any], item: dict[str, Any]) -> None:

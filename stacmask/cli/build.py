@@ -14,8 +14,9 @@ from stacmask.constants import (
     DEFAULT_STAC_URL,
     BandKeys,
 )
-from stacmask.errors import StacmaskError
+from stacmask.errors import ProfileError, StacmaskError
 from stacmask.methods import DEFAULT_METHOD, METHODS
+from stacmask.sensors.registry import DEFAULT_SENSOR, get_sensor, sensor_names
 
 
 def parse_band_keys(value: str) -> BandKeys:
@@ -33,12 +34,13 @@ def parse_band_keys(value: str) -> BandKeys:
 
 
 def known_methods() -> list[str]:
-    """Names of every mask method: the CBERS methods and those of the sensor profiles."""
-    from stacmask.sensors.profiles import PROFILES
-
+    """Names of every mask method: the registry's and those of every sensor."""
     names = set(METHODS)
-    for profile in PROFILES.values():
-        names.update(profile.methods)
+    for name in sensor_names():
+        try:
+            names.update(get_sensor(name).methods)
+        except ProfileError:
+            continue  # a broken plugin is reported when it is asked for
     return sorted(names)
 
 
@@ -50,11 +52,13 @@ def check_method(value: str | None) -> str | None:
 
 
 def check_profile(value: str) -> str:
-    """A known sensor profile name."""
-    from stacmask.sensors.profiles import PROFILES
-
-    if value not in PROFILES:
-        raise typer.BadParameter(f"{value!r}: known profiles are {', '.join(sorted(PROFILES))}")
+    """A known sensor (a built-in or an installed plugin) that loads."""
+    if value not in sensor_names():
+        raise typer.BadParameter(f"{value!r}: known profiles are {', '.join(sensor_names())}")
+    try:
+        get_sensor(value)
+    except ProfileError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     return value
 
 
@@ -76,7 +80,7 @@ def build(
     collection: str | None = typer.Option(
         None,
         "--collection",
-        help=f"Source collection id (default: the profile's, {DEFAULT_COLLECTION} for CBERS).",
+        help=f"Source collection id (default: the sensor's, {DEFAULT_COLLECTION} for CBERS).",
     ),
     bbox: str | None = typer.Option(None, "--bbox", help="minx,miny,maxx,maxy (degrees)."),
     datetime: str | None = typer.Option(
@@ -92,7 +96,7 @@ def build(
         None,
         "--method",
         callback=check_method,
-        help=f"Mask method (default: the profile's; {DEFAULT_METHOD} for CBERS).",
+        help=f"Mask method (default: the sensor's; {DEFAULT_METHOD} for CBERS).",
     ),
     workers: int = typer.Option(
         1, "--workers", min=1, help="Scenes processed in parallel (processes)."
@@ -113,10 +117,11 @@ def build(
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="HTTP timeout in seconds."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     profile: str = typer.Option(
-        "cbers4a-wpm",
+        DEFAULT_SENSOR,
         "--profile",
         callback=check_profile,
-        help="Sensor profile: cbers4a-wpm, sentinel2-l1c (s2cloudless) or landsat-c2 (QA_PIXEL).",
+        help="Sensor: cbers4a-wpm, sentinel2-l1c (s2cloudless), landsat-c2 (QA_PIXEL) or an "
+        "installed plugin's (docs/sensors.md).",
     ),
     threshold: float = typer.Option(
         0.4, "--threshold", min=0.0, max=1.0, help="sentinel2-l1c: s2cloudless cloud threshold."
@@ -136,23 +141,20 @@ def build(
     probability: bool = typer.Option(
         True,
         "--probability/--no-probability",
-        help="sentinel2-l1c: also publish the cloud probability COG.",
+        help="Also publish the method's cloud probability COG (hybrid, s2cloudless).",
     ),
 ) -> None:
     """Search a STAC API, mask every scene and publish a static STAC catalog of mask COGs."""
     from stacmask.pipeline.build import BuildOptions
     from stacmask.pipeline.build import build as run_build
-    from stacmask.sensors.profiles import get_profile
-    from stacmask.sensors.sensor_scene import SensorOptions
+    from stacmask.sensors.inputs import SensorOptions
 
-    sensor_profile = get_profile(profile)
-    chosen_method = method or (
-        DEFAULT_METHOD if profile == "cbers4a-wpm" else sensor_profile.default_method
-    )
-    allowed = list(METHODS) if profile == "cbers4a-wpm" else list(sensor_profile.methods)
-    if chosen_method not in allowed:
+    sensor = get_sensor(profile)
+    chosen_method = method or sensor.default_method
+    if chosen_method not in sensor.methods:
         raise typer.BadParameter(
-            f"{chosen_method!r} does not apply to profile {profile} (use {', '.join(allowed)})",
+            f"{chosen_method!r} does not apply to sensor {profile} "
+            f"(use {', '.join(sensor.methods)})",
             param_hint="--method",
         )
 
@@ -163,7 +165,7 @@ def build(
         out=out,
         keys=parse_band_keys(band_keys),
         stac_url=stac_url,
-        collection=collection or sensor_profile.default_collection,
+        collection=collection or sensor.default_collection,
         bbox=parse_bbox(bbox),
         datetime=datetime,
         ids=scene_ids or None,
@@ -177,7 +179,7 @@ def build(
             threshold=threshold,
             resolution=resolution,
             fmask_asset=fmask_asset,
-            fmask_encoding=fmask_encoding,  # type: ignore[arg-type]
+            fmask_encoding=fmask_encoding,
             probability_asset=probability,
         ),
         scheduler=scheduler,

@@ -13,8 +13,8 @@ from stacmask.errors import StacmaskError, StacmaskWarning
 from stacmask.methods import DEFAULT_METHOD, METHODS
 
 
-def check_cbers_method(value: str) -> str:
-    """A mask method of the CBERS-4A WPM bands (the `mask` command)."""
+def check_band_method(value: str) -> str:
+    """A mask method of four blue, green, red and NIR bands (the `mask` command)."""
     if value not in METHODS:
         raise typer.BadParameter(f"{value!r}: known methods are {', '.join(sorted(METHODS))}")
     return value
@@ -44,7 +44,7 @@ def mask(
         None, "--sun-azimuth", min=0, max=360, help="Sun azimuth, degrees clockwise from north."
     ),
     method: str = typer.Option(
-        DEFAULT_METHOD, "--method", callback=check_cbers_method, help="Mask method."
+        DEFAULT_METHOD, "--method", callback=check_band_method, help="Mask method."
     ),
     preview: Path | None = typer.Option(None, "--preview", help="Also write a preview PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print covers and inputs as JSON."),
@@ -54,7 +54,7 @@ def mask(
     from stacmask.methods import get_method
     from stacmask.pipeline.masking import mask_scene
     from stacmask.reading.rasters import RasterBandSource
-    from stacmask.sensors.cbers4a.inputs import Radiometry, read_radiometry
+    from stacmask.sensors.local import band_files_inputs, reflectance_stack_inputs
 
     if (bands is None) == (reflectance is None):
         raise fail("give either --bands BLUE GREEN RED NIR or --reflectance STACK.tif")
@@ -63,19 +63,13 @@ def mask(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", StacmaskWarning)
             if reflectance is not None:
-                hrefs, indexes = [str(reflectance)] * 4, (1, 2, 3, 4)
-                radiometry = Radiometry((scale,) * 4, "reflectance", None, None, None)
+                inputs = reflectance_stack_inputs(
+                    reflectance, scale, sun_elevation=sun_elevation, sun_azimuth=sun_azimuth
+                )
             else:
                 assert bands is not None
-                hrefs, indexes = [str(b) for b in bands], (1, 1, 1, 1)
-                radiometry = read_radiometry(str(metadata) if metadata else None, None)
-            if sun_elevation is not None or sun_azimuth is not None:
-                radiometry = Radiometry(
-                    radiometry.gains,
-                    radiometry.calibration,
-                    sun_elevation if sun_elevation is not None else radiometry.sun_elevation,
-                    sun_azimuth if sun_azimuth is not None else radiometry.sun_azimuth,
-                    radiometry.acquired,
+                inputs = band_files_inputs(
+                    bands, metadata, sun_elevation=sun_elevation, sun_azimuth=sun_azimuth
                 )
         from tqdm import tqdm
 
@@ -84,11 +78,7 @@ def mask(
                 desc=f"{method} mask", unit=" rows", unit_scale=True, leave=False, disable=as_json
             ) as bar,
             RasterBandSource(
-                hrefs,
-                radiometry.scene_info(),
-                indexes=indexes,
-                progress=bar.update,
-                cache_bands=not mask_method.reads_bands_once,
+                inputs, progress=bar.update, cache_bands=not mask_method.reads_bands_once
             ) as source,
         ):
             result = mask_scene(source, mask_method, output, preview)
@@ -98,10 +88,10 @@ def mask(
         report = result.to_dict()
         report.update(
             output=str(output),
-            bands=hrefs,
+            bands=[band.href for band in source.main],
             metadata=str(metadata) if metadata else None,
-            gains=None if reflectance is not None else list(radiometry.gains),
-            default_gains_used=radiometry.gains == DEFAULT_GAINS,
+            gains=None if reflectance is not None else list(inputs.gains),
+            default_gains_used=inputs.gains == DEFAULT_GAINS,
             warnings=[str(w.message) for w in caught],
         )
         typer.echo(json.dumps(report, indent=2))
@@ -119,12 +109,44 @@ def mask(
 def evaluate(
     predicted: Path = typer.Argument(..., help="Predicted mask (class codes)."),
     truth: Path = typer.Argument(..., help="Labelled truth (class codes, 255 unlabelled)."),
+    labels: str = typer.Option(
+        "full",
+        "--labels",
+        help="What the truth labels: full (every class), cloud (cloud only: 4 cloud, other "
+        "codes not cloud) or shadow (shadow only: 2 shadow). One-class truth scores that "
+        "class's precision, recall, F1 and cover error only.",
+    ),
+    complete: bool = typer.Option(
+        False,
+        "--complete",
+        help="With --labels cloud/shadow: unlabelled truth (255) is not the class wherever the "
+        "prediction has data (a painting taken as complete, e.g. Layton's shadow).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Score a mask against a labelled truth: confusion, accuracy, kappa, F1, cover errors."""
-    from stacmask.evaluate import SCORED, evaluate_files
+    from stacmask.evaluate import LABELS, SCORED, evaluate_class_files, evaluate_files
 
+    if labels not in LABELS:
+        raise fail(f"--labels must be one of {', '.join(LABELS)}, not {labels!r}")
     try:
+        if labels != "full":
+            one = evaluate_class_files(
+                predicted,
+                truth,
+                "cloud" if labels == "cloud" else "shadow",
+                complete=complete,
+            )
+            if as_json:
+                typer.echo(json.dumps(one.to_dict(), indent=2))
+                return
+            typer.echo(
+                f"{one.pixels} {labels}-labelled pixels; {labels} precision {one.precision:.4f}"
+                f"  recall {one.recall:.4f}  F1 {one.f1:.4f}\n"
+                f"{labels} cover {one.cover_predicted:.2f}% (true {one.cover_true:.2f}%, "
+                f"error {one.cover_error:+.2f})"
+            )
+            return
         scores = evaluate_files(predicted, truth)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc

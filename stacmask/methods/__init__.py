@@ -1,15 +1,48 @@
-"""Mask methods: each turns a BandSource into strips of class codes (numpy in, numpy out)."""
+"""Mask methods: each turns a BandSource into strips of class codes (numpy in, numpy out).
+
+A method declares the bands it reads by name (`bands`; the four main ones by default) and the
+optional layers it may hand back with its classes (`layers`, e.g. a cloud probability); it
+yields `(window, classes)` for every strip, or `MaskStrip(window, classes, layers)` to give
+those layers too. The engine (pipeline/masking.py) writes the classes as the mask COG and each
+layer as its own COG asset, described on the item by its LayerSpec.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from stacmask.reading.band_source import BandSource
+from stacmask.sensors.inputs import MAIN_BANDS
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """An optional layer a method hands back: a uint8 raster (nodata 255) on the mask grid,
+    published as asset `name` (`<scene>_<name>.tif`)."""
+
+    name: str
+    title: str
+    description: str
+    roles: tuple[str, ...] = ("data",)
+    unit: str | None = None
+
+
+class MaskStrip(NamedTuple):
+    """A strip of class codes and, by LayerSpec name, the method's optional layers over it."""
+
+    window: Window
+    classes: NDArray[np.uint8]
+    layers: Mapping[str, NDArray[np.uint8]] = {}
+
+
+#: What `classify` yields for a strip.
+ClassifiedStrip = tuple[Window, NDArray[np.uint8]] | MaskStrip
 
 
 class MaskMethod(Protocol):
@@ -19,10 +52,38 @@ class MaskMethod(Protocol):
     #: True when the method reads each strip of the bands once, top to bottom, so that the
     #: bands can be streamed without a scratch copy (see reading.RasterBandSource).
     reads_bands_once: bool
+    #: Bands the method reads by name (the scene must have them).
+    bands: tuple[str, ...]
+    #: Optional layers the method may yield with its classes.
+    layers: tuple[LayerSpec, ...]
 
-    def classify(self, source: BandSource) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
-        """Yield (strip window, uint8 class codes) for every strip, top to bottom."""
+    def classify(self, source: BandSource) -> Iterator[ClassifiedStrip]:
+        """Yield (strip window, uint8 class codes), or MaskStrip, for every strip, top to bottom."""
         ...
+
+    def describe(self) -> str:
+        """The method and its settings, for processing:lineage ("physical method")."""
+        ...
+
+    def item_properties(self) -> dict[str, Any]:
+        """Mask item properties that record the method's settings ({} for none)."""
+        ...
+
+
+class MethodDefaults:
+    """What most methods share: the four main bands, no optional layers, no settings to record."""
+
+    name: str
+    bands: tuple[str, ...] = MAIN_BANDS
+    layers: tuple[LayerSpec, ...] = ()
+
+    def describe(self) -> str:
+        """The method's name and "method"."""
+        return f"{self.name} method"
+
+    def item_properties(self) -> dict[str, Any]:
+        """No properties."""
+        return {}
 
 
 def _physical() -> MaskMethod:
@@ -43,21 +104,30 @@ def _csmask() -> MaskMethod:
     return CsmaskMethod()
 
 
+def _hybrid() -> MaskMethod:
+    from stacmask.methods.hybrid import HybridMethod
+
+    return HybridMethod()
+
+
 def _ensemble() -> MaskMethod:
     from stacmask.methods.ensemble import EnsembleMethod
 
     return EnsembleMethod()
 
 
-#: Method name -> factory. The first is the default. csmask and ensemble need the optional
-#: extra stacmask[csmask] (MethodUnavailable, naming it, when it is missing).
+#: Method name -> factory of the methods that need only the four main bands (any sensor's).
+#: The first is the default. hybrid, csmask and ensemble run ukis-csmask's CNN (a core
+#: dependency; MethodUnavailable, naming it, when it is missing). Methods of one sensor's own
+#: bands (s2cloudless, qa-pixel) are made by their sensor (sensors/registry.py).
 METHODS: dict[str, Callable[[], MaskMethod]] = {
+    "hybrid": _hybrid,
     "physical": _physical,
     "notebook": _notebook,
     "csmask": _csmask,
     "ensemble": _ensemble,
 }
-DEFAULT_METHOD = "physical"
+DEFAULT_METHOD = "hybrid"
 
 
 def get_method(name: str) -> MaskMethod:

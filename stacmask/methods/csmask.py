@@ -49,6 +49,8 @@ from stacmask.constants import (
     WATER,
 )
 from stacmask.errors import DecodeError, MethodUnavailable
+from stacmask.methods import MethodDefaults
+from stacmask.methods.geometry import pixel_geometry
 from stacmask.reading.band_source import BandSource
 
 METHOD_NAME: Final = "csmask"
@@ -73,6 +75,16 @@ class CsmaskConfig:
     batch_size: int = 1
     #: onnxruntime intra-op threads; 0 lets onnxruntime choose (all cores).
     threads: int = 0
+    #: Test-time flips: 1 (none, as CSmask), 2 (also upside down) or 4 (also mirrored, and
+    #: both); the probabilities of the flipped runs are averaged. Measured (4 against 1): On
+    #: Cloud N jaag cloud F1 0.877 -> 0.883, Layton shadow F1 0.799 -> 0.808 and 0.782 -> 0.788,
+    #: the labelled scene unchanged (0.902); each flip costs one more model run.
+    flips: int = 1
+    #: Most model cells (working cells x flips) per scene, None for no limit. Above it flips are
+    #: dropped, then the working grid is coarsened (whole pixels per cell) until it fits: the
+    #: model's time follows its cells (about 6 s per million here), so this bounds the time on
+    #: a full WPM scene. Coarser cells cost accuracy (docs/methods.md).
+    max_cells: int | None = None
 
     def __post_init__(self) -> None:
         if self.resolution <= 0:
@@ -83,6 +95,10 @@ class CsmaskConfig:
             raise DecodeError(f"csmask overlap must be within 0..0.5, got {self.overlap}")
         if self.batch_size < 1 or self.threads < 0:
             raise DecodeError("csmask batch_size must be >= 1 and threads >= 0")
+        if self.flips not in (1, 2, 4):
+            raise DecodeError(f"csmask flips must be 1, 2 or 4, got {self.flips}")
+        if self.max_cells is not None and self.max_cells < 1:
+            raise DecodeError(f"csmask max_cells must be >= 1, got {self.max_cells}")
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,26 @@ def load_model(product_level: str = "l1c", threads: int = 0) -> CsmaskModel:
 def working_factor(pixel_size: float, resolution: float) -> int:
     """Pixels per working cell side: round(resolution / pixel_size), at least 1."""
     return max(1, round(resolution / pixel_size))
+
+
+def working_plan(
+    width: int, height: int, pixel_size: float, config: CsmaskConfig
+) -> tuple[int, int]:
+    """(pixels per cell side, flips) within `config.max_cells`: the flips first go, then the
+    cells grow past the ~30 m of `config.resolution`."""
+    k = working_factor(pixel_size, config.resolution)
+    flips = config.flips
+    if config.max_cells is None:
+        return k, flips
+
+    def cells(f: int) -> int:
+        return math.ceil(width / f) * math.ceil(height / f)
+
+    while flips > 1 and cells(k) * flips > config.max_cells:
+        flips //= 2
+    while cells(k) > config.max_cells:
+        k += 1
+    return k, flips
 
 
 @dataclass
@@ -264,19 +300,53 @@ def predict(
     return CsmaskGrid(factor=factor, classes=classes, cloud=cloud, shadow=shadow)
 
 
+#: Test-time flips: (upside down, mirrored) of each run, in the order `flips` adds them.
+FLIPS: Final = ((False, False), (True, False), (False, True), (True, True))
+
+
+def predict_flipped(
+    reflectance: F32,
+    valid: NDArray[np.bool_],
+    model: CsmaskModel,
+    config: CsmaskConfig,
+    factor: int = 1,
+    flips: int = 1,
+) -> CsmaskGrid:
+    """`predict` on `flips` flipped views of the grid, probabilities averaged (classes by the
+    largest averaged probability); one run is `predict` itself."""
+    if flips == 1:
+        return predict(reflectance, valid, model, config, factor)
+    cloud = np.zeros(valid.shape, np.float32)
+    shadow = np.zeros(valid.shape, np.float32)
+    for down, across in FLIPS[:flips]:
+        rows = slice(None, None, -1 if down else 1)
+        cols = slice(None, None, -1 if across else 1)
+        run = predict(reflectance[:, rows, cols], valid[rows, cols], model, config, factor)
+        cloud += run.cloud[rows, cols]
+        shadow += run.shadow[rows, cols]
+    cloud /= flips
+    shadow /= flips
+    classes = np.full(valid.shape, CSMASK_BACKGROUND, np.uint8)
+    classes[(shadow > cloud) & (shadow > 1.0 - cloud - shadow)] = CSMASK_SHADOW
+    classes[(cloud >= shadow) & (cloud > 1.0 - cloud - shadow)] = CSMASK_CLOUD
+    classes[~valid] = NODATA
+    return CsmaskGrid(factor, classes, cloud.astype(np.float16), shadow.astype(np.float16))
+
+
 def csmask_grid(source: BandSource, config: CsmaskConfig | None = None) -> CsmaskGrid:
-    """Pass 1 over `source` (block means into a temporary memmap), then the model."""
+    """Pass 1 over `source` (block means into a temporary memmap), then the model (with the
+    flips and on the grid that `config.max_cells` allows)."""
     config = config or CsmaskConfig()
     model = load_model(config.product_level, config.threads)
     info = source.info
-    k = working_factor(info.pixel_size, config.resolution)
+    k, flips = working_plan(info.width, info.height, pixel_geometry(info).size, config)
     h, w = math.ceil(info.height / k), math.ceil(info.width / k)
     with tempfile.TemporaryDirectory(prefix="stacmask-csmask-") as scratch:
         grid: F32 = np.lib.format.open_memmap(
             Path(scratch) / "working.npy", mode="w+", dtype=np.float32, shape=(4, h, w)
         )
         valid = block_means(source, k, grid)
-        result = predict(grid, valid, model, config, factor=k)
+        result = predict_flipped(grid, valid, model, config, factor=k, flips=flips)
         del grid
     return result
 
@@ -297,7 +367,7 @@ def codes_of(model_classes: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return codes
 
 
-class CsmaskMethod:
+class CsmaskMethod(MethodDefaults):
     """ukis-csmask's 4-band CNN for cloud and shadow; water from the physical method's per-pixel
     Fmask water test (the CNN has no water class)."""
 

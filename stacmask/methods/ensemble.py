@@ -34,6 +34,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from stacmask.constants import CLEAR, CLOUD, CSMASK_CLOUD, NODATA, SHADOW, WATER
+from stacmask.methods import MethodDefaults
 from stacmask.methods.csmask import CsmaskConfig, CsmaskGrid, cells_of, csmask_grid
 from stacmask.methods.physical import (
     POTENTIAL_CLOUD,
@@ -111,7 +112,7 @@ def combine(
     return out
 
 
-class EnsembleMethod:
+class EnsembleMethod(MethodDefaults):
     """Physical and csmask voting on cloud; physical's shadow geometry checked by csmask."""
 
     name = METHOD_NAME

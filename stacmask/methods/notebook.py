@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
+from stacmask.methods import MethodDefaults
 from stacmask.methods import notebook_kernels as kernels
 from stacmask.methods.statistics import HISTOGRAM_BINS, StripStatistics, Summary, histogram_bins
 from stacmask.reading.band_source import BandSource
@@ -62,7 +63,7 @@ def thresholds(s: dict[str, Summary]) -> NDArray[np.float64]:
     )
 
 
-class NotebookMethod:
+class NotebookMethod(MethodDefaults):
     """Scene-percentile cloud, shadow and water rules of the reference CBERS-4A notebook."""
 
     name = "notebook"

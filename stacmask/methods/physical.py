@@ -33,6 +33,8 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from stacmask.constants import CLEAR, CLOUD, NODATA, SHADOW, WATER
+from stacmask.methods import MethodDefaults
+from stacmask.methods.geometry import PixelGeometry, pixel_geometry
 from stacmask.reading.band_source import BandSource
 from stacmask.reading.scratch import ScratchRaster
 
@@ -360,9 +362,20 @@ def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalCon
     """
     nir = np.nan_to_num(grid.reflectance[3])
     water = (pixel_tests(grid.reflectance, c) & WATER_TEST) > 0
+    background = clear_background(nir, grid.valid & ~cloud & ~water, cell, c)
+    dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
+    clear_water = water & (nir < c.shadow_water_nir_max)
+    shadow: Mask = dark & ~clear_water & grid.valid & ~cloud
+    return shadow
+
+
+def clear_background(nir: F32, clear: Mask, cell: float, c: PhysicalConfig) -> F32:
+    """Mean NIR of the `clear` cells within shadow_background_radius of each cell, leaving out
+    on each later round the cells that the round before found dark; never below
+    shadow_background_nir_min (and that where no clear cell is near)."""
     size = max(3, int(2 * c.shadow_background_radius / cell) | 1)
-    clear = grid.valid & ~cloud & ~water
     dark = np.zeros_like(clear)
+    background = np.full(nir.shape, c.shadow_background_nir_min, np.float32)
     for _ in range(c.shadow_background_rounds):
         reference = clear & ~dark
         weight = ndimage.uniform_filter(reference.astype(np.float32), size)
@@ -370,9 +383,7 @@ def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalCon
         with np.errstate(invalid="ignore", divide="ignore"):
             background = np.fmax(total / weight, np.float32(c.shadow_background_nir_min))
         dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
-    clear_water = water & (nir < c.shadow_water_nir_max)
-    shadow: Mask = dark & ~clear_water & grid.valid & ~cloud
-    return shadow
+    return background
 
 
 @dataclass(frozen=True)
@@ -383,10 +394,15 @@ class ShadowDirection:
     step_col: float
 
 
-def sun_direction(sun_azimuth: float) -> ShadowDirection:
-    """Shadows fall away from the sun: azimuth is clockwise from north, rows grow southwards."""
+def sun_direction(sun_azimuth: float, pixel: PixelGeometry | None = None) -> ShadowDirection:
+    """Shadows fall away from the sun: azimuth is clockwise from north, rows grow southwards.
+    A step is one square cell of `pixel`'s area along the ground: on pixels longer one way
+    (geographic CRS) it is fewer of them that way."""
     away = math.radians(sun_azimuth + 180.0)
-    return ShadowDirection(-math.cos(away), math.sin(away))
+    row_scale = col_scale = 1.0
+    if pixel is not None:
+        row_scale, col_scale = pixel.size / pixel.down, pixel.size / pixel.across
+    return ShadowDirection(-math.cos(away) * row_scale, math.sin(away) * col_scale)
 
 
 def _shift(mask: Mask, rows: int, cols: int) -> Mask:
@@ -499,6 +515,7 @@ def match_shadows(
     sun_azimuth: float | None,
     c: PhysicalConfig,
     valid: Mask | None = None,
+    pixel: PixelGeometry | None = None,
 ) -> Mask:
     """Shadow cells: dark objects (potential shadow) where a cloud's shadow can fall.
 
@@ -515,7 +532,7 @@ def match_shadows(
     direction: ShadowDirection | None = None
     distances = np.zeros(1)
     if sun_elevation is not None and sun_azimuth is not None and sun_elevation > 0:
-        direction = sun_direction(sun_azimuth)
+        direction = sun_direction(sun_azimuth, pixel)
         tan_zenith = 1.0 / math.tan(math.radians(sun_elevation))
         heights = np.arange(c.cloud_height_min, c.cloud_height_max + 1, c.cloud_height_step)
         distances = heights * tan_zenith / cell
@@ -546,7 +563,7 @@ def match_shadows(
     return (projected | objects) & ~cloud
 
 
-class PhysicalMethod:
+class PhysicalMethod(MethodDefaults):
     """Absolute spectral cloud tests, cloud objects and geometric shadow matching (default)."""
 
     name = "physical"
@@ -568,11 +585,12 @@ class PhysicalMethod:
         info = source.info
         strips = list(source.strips())
         grid = working_grid(source, c, tests)
-        cell = info.pixel_size * grid.factor
+        pixel = pixel_geometry(info)
+        cell = pixel.size * grid.factor
         cloud, cloud_zone = cloud_objects(grid, cell, c)
         candidates = potential_shadow(grid, cloud_zone, cell, c)
         shadow = match_shadows(
-            cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c, grid.valid
+            cloud, candidates, cell, info.sun_elevation, info.sun_azimuth, c, grid.valid, pixel
         )
         k = grid.factor
         inner, edges = pixel_decided_cells(cloud, cloud_zone, k)

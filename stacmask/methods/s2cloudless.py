@@ -19,15 +19,35 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from stacmask.constants import PROBABILITY_NODATA, S2CLOUDLESS_BANDS
+from stacmask.constants import (
+    NODATA,
+    PROBABILITY_ASSET,
+    PROBABILITY_NODATA,
+    PROP_PROBABILITY_THRESHOLD,
+    S2CLOUDLESS_BANDS,
+)
 from stacmask.errors import DecodeError, MethodUnavailable
+from stacmask.methods import LayerSpec, MaskStrip, MethodDefaults
+from stacmask.reading.band_source import BandSource
 
 if TYPE_CHECKING:
     from s2cloudless.cloud_detector import S2PixelCloudDetector
 
+    from stacmask.methods.fmask import FmaskEncoding
+
 METHOD_NAME: Final = "s2cloudless"
 #: Pixels per LightGBM call: bounds the float64 copy LightGBM makes of its input (~20 MB).
 CHUNK_PIXELS: Final = 1 << 18
+#: Name of the optional Fmask band of a scene (`--fmask-asset`) that the method fuses.
+FMASK_BAND: Final = "fmask"
+#: The optional layer: the cloud probability before averaging and dilation.
+PROBABILITY_LAYER: Final = LayerSpec(
+    name=PROBABILITY_ASSET,
+    title="s2cloudless cloud probability",
+    description="uint8 percent 0-100 (before averaging and dilation); 255 no data",
+    roles=("data", "cloud"),
+    unit="percent",
+)
 
 
 @dataclass(frozen=True)
@@ -173,45 +193,88 @@ def classify(
     return S2CloudlessResult(classes=classes, probability=probability)
 
 
-class S2CloudlessMethod:
-    """MaskMethod over a Sentinel2Source: s2cloudless, fused with the scene's Fmask if given.
+class S2CloudlessMethod(MethodDefaults):
+    """s2cloudless on the ten L1C bands, fused with the scene's Fmask band when it has one.
 
     The probability is computed strip by strip; the disk averaging and dilation then run over
-    the whole working grid (a 60 m tile is 1830 x 1830 float32, 13 MB). After `classify`,
-    `probability` holds the 0-1 probability (NaN = no data) for the optional second asset.
+    the whole working grid (a 60 m tile is 1830 x 1830 float32, 13 MB). Each strip comes with
+    its probability as the optional layer `cloud_probability` (uint8 percent, 255 no data).
     """
 
     name = METHOD_NAME
     reads_bands_once = False
+    bands: tuple[str, ...] = S2CLOUDLESS_BANDS
+    layers: tuple[LayerSpec, ...] = (PROBABILITY_LAYER,)
 
-    def __init__(self, config: S2CloudlessConfig | None = None) -> None:
-        self.config = config or S2CloudlessConfig()
-        self.probability: NDArray[np.float32] | None = None
-        self.fused_fmask = False
+    def __init__(
+        self,
+        config: S2CloudlessConfig | None = None,
+        *,
+        fmask_encoding: str = "categorical",
+        fmask_adjacent_as_cloud: bool = False,
+    ) -> None:
+        from stacmask.methods.fmask import FMASK_ENCODINGS
 
-    def classify(self, source: Any) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
-        """Yield (strip, class codes) top to bottom."""
-        from stacmask.methods.fmask import fuse
-        from stacmask.reading.warped import Sentinel2Source
-
-        if not isinstance(source, Sentinel2Source):
+        if fmask_encoding not in FMASK_ENCODINGS:
             raise DecodeError(
-                "the s2cloudless method needs a Sentinel-2 L1C scene (profile sentinel2-l1c)"
+                f"unknown Fmask encoding {fmask_encoding!r}; use one of {FMASK_ENCODINGS}"
             )
+        self.config = config or S2CloudlessConfig()
+        self.fmask_encoding: FmaskEncoding = fmask_encoding  # type: ignore[assignment]
+        self.fmask_adjacent_as_cloud = fmask_adjacent_as_cloud
+
+    def describe(self) -> str:
+        """The method and its threshold, averaging and dilation."""
+        c = self.config
+        return (
+            f"s2cloudless method (threshold {c.threshold}, average over {c.average_over} px, "
+            f"dilation {c.dilation_size} px)"
+        )
+
+    def item_properties(self) -> dict[str, Any]:
+        """The probability threshold."""
+        return {PROP_PROBABILITY_THRESHOLD: self.config.threshold}
+
+    def _fmask(self, source: BandSource, strips: list[Window]) -> NDArray[np.uint8] | None:
+        """The scene's Fmask band decoded to class codes on the whole grid, or None without one.
+
+        Pixels outside the Fmask raster, or equal to its nodata, are NODATA.
+        """
+        if FMASK_BAND not in source.band_names:
+            return None
+        from stacmask.methods.fmask import decode_fmask
+
+        info = source.info
+        classes = np.empty((info.height, info.width), np.uint8)
+        for window in strips:
+            rows = slice(int(window.row_off), int(window.row_off + window.height))
+            values, valid = source.read_values(FMASK_BAND, window)
+            decoded = decode_fmask(
+                np.where(valid, values, 0),
+                self.fmask_encoding,
+                adjacent_as_cloud=self.fmask_adjacent_as_cloud,
+            )
+            decoded[~valid] = NODATA
+            classes[rows] = decoded
+        return classes
+
+    def classify(self, source: BandSource) -> Iterator[MaskStrip]:
+        """Yield each strip's class codes and cloud probability, top to bottom."""
+        from stacmask.methods.fmask import fuse
+
         info = source.info
         probability = np.full((info.height, info.width), np.nan, dtype=np.float32)
         valid = np.zeros((info.height, info.width), dtype=np.bool_)
         strips = list(source.strips())
         for window in strips:
             rows = slice(int(window.row_off), int(window.row_off + window.height))
-            bands = source.read_model_bands(window)
+            bands = source.read_bands(self.bands, window)
             ok: NDArray[np.bool_] = np.logical_not(np.isnan(bands).any(axis=0))
             valid[rows] = ok
             probability[rows] = cloud_probability(bands, ok)
-        fmask = source.read_fmask()
-        self.fused_fmask = fmask is not None
+        fmask = self._fmask(source, strips)
         classes = fuse(valid, fmask=fmask, cloud=cloud_mask(probability, self.config))
-        self.probability = probability
         for window in strips:
             rows = slice(int(window.row_off), int(window.row_off + window.height))
-            yield window, classes[rows]
+            layer = probability_percent(probability[rows])
+            yield MaskStrip(window, classes[rows], {PROBABILITY_LAYER.name: layer})

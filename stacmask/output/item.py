@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import re
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from stacmask import __version__
 from stacmask.constants import (
     CLASS_NAMES,
     COG_MEDIA_TYPE,
-    INPE_PROVIDER_URL,
     MASK_ASSET,
     NODATA,
     PREVIEW_ASSET,
@@ -34,27 +33,10 @@ from stacmask.constants import (
     PROP_WATER_COVER,
     STACMASK_URL,
 )
+from stacmask.methods import LayerSpec, MaskMethod
 from stacmask.pipeline.masking import MaskResult
 from stacmask.reading.band_source import SceneInfo
-
-#: Source item properties carried over to the mask item when present.
-KEPT_SOURCE_PROPERTIES = (
-    "start_datetime",
-    "end_datetime",
-    "platform",
-    "constellation",
-    "instruments",
-    "gsd",
-    "bdc:tiles",
-    "cbers:path",
-    "cbers:row",
-    "path",
-    "row",
-)
-
-
-#: INPE scene ids: CBERS_4A_WPM_YYYYMMDD_PPP_RRR_L4 (cbers4a.md).
-INPE_SCENE_ID = re.compile(r"^CBERS_4A?_[A-Z0-9]+_\d{8}_(?P<path>\d{3})_(?P<row>\d{3})_L\d")
+from stacmask.sensors.inputs import SceneInputs
 
 
 def mask_classes() -> list[Classification]:
@@ -76,22 +58,19 @@ def multihash_sha256(path: Path) -> str:
 
 def mask_item(
     source: pystac.Item,
+    inputs: SceneInputs,
+    method: MaskMethod,
     result: MaskResult,
     info: SceneInfo,
     mask_path: Path,
     preview_path: Path | None,
     source_href: str | None,
-    lineage: str,
 ) -> pystac.Item:
-    """The mask item of `source`: same id, geometry, bbox and datetimes, covers and provenance."""
+    """The mask item of `source`: same id, geometry, bbox and datetimes, the source properties
+    its sensor keeps (`inputs`), covers, the method's settings, layers and provenance."""
     now = datetime_to_str(datetime.now(timezone.utc))
-    properties: dict[str, Any] = {
-        k: source.properties[k] for k in KEPT_SOURCE_PROPERTIES if k in source.properties
-    }
-    scene = INPE_SCENE_ID.match(source.id)
-    if scene and "cbers:path" not in properties:
-        # Path and row from INPE's id pattern, so catalogs can be filtered by them.
-        properties["cbers:path"], properties["cbers:row"] = int(scene["path"]), int(scene["row"])
+    properties: dict[str, Any] = dict(inputs.properties)
+    properties.update(method.item_properties())
     properties.update(
         {
             PROP_SHADOW_COVER: result.shadow_cover,
@@ -101,11 +80,13 @@ def mask_item(
             PROP_BAND_MISMATCH: result.band_mismatch,
             PROP_CALIBRATION: result.calibration,
             "processing:software": {"stacmask": __version__},
-            "processing:lineage": lineage,
+            "processing:lineage": f"stacmask {method.describe()} on {inputs.lineage}",
             "created": now,
             "updated": now,
         }
     )
+    if inputs.keywords:
+        properties["keywords"] = list(inputs.keywords)
     item = pystac.Item(
         id=source.id,
         geometry=source.geometry,
@@ -116,6 +97,10 @@ def mask_item(
         end_datetime=source.common_metadata.end_datetime,
     )
     item.stac_extensions.append(PROCESSING_SCHEMA)
+    item.common_metadata.providers = [
+        *(pystac.Provider.from_dict(asdict(p)) for p in inputs.providers),
+        processor_provider(),
+    ]
     EOExtension.ext(item, add_if_missing=True).cloud_cover = result.cloud_cover
     if info.sun_elevation is not None or info.sun_azimuth is not None:
         view = ViewExtension.ext(item, add_if_missing=True)
@@ -149,9 +134,10 @@ def mask_item(
             nodata=NODATA, data_type=DataType.UINT8, spatial_resolution=info.pixel_size
         )
     ]
-    file_ext = FileExtension.ext(asset, add_if_missing=True)
-    file_ext.size = mask_path.stat().st_size
-    file_ext.checksum = multihash_sha256(mask_path)
+    _describe_file(asset, mask_path)
+    specs = {spec.name: spec for spec in method.layers}
+    for name, path in result.layers.items():
+        add_layer_asset(item, specs[name], Path(path), info)
     if preview_path is not None:
         item.add_asset(
             PREVIEW_ASSET,
@@ -192,18 +178,39 @@ def item_assets() -> dict[str, Any]:
     }
 
 
-def providers(source_provider_url: str | None = None) -> list[pystac.Provider]:
-    """INPE as producer and licensor of the imagery, stacmask as processor of the masks."""
-    return [
-        pystac.Provider(
-            name="INPE - Instituto Nacional de Pesquisas Espaciais",
-            roles=[pystac.ProviderRole.PRODUCER, pystac.ProviderRole.LICENSOR],
-            url=source_provider_url or INPE_PROVIDER_URL,
-        ),
-        pystac.Provider(
-            name="stacmask",
-            roles=[pystac.ProviderRole.PROCESSOR],
-            url=STACMASK_URL,
-            description=f"Cloud, shadow and water masks computed by stacmask {__version__}",
-        ),
+def _describe_file(asset: pystac.Asset, path: Path) -> None:
+    """file:size and file:checksum of an asset's file."""
+    file_ext = FileExtension.ext(asset, add_if_missing=True)
+    file_ext.size = path.stat().st_size
+    file_ext.checksum = multihash_sha256(path)
+
+
+def add_layer_asset(item: pystac.Item, spec: LayerSpec, path: Path, info: SceneInfo) -> None:
+    """Asset `spec.name`: an optional layer's COG (uint8, nodata 255), described by its spec."""
+    asset = pystac.Asset(
+        href=f"./{path.name}",
+        media_type=COG_MEDIA_TYPE,
+        title=spec.title,
+        description=spec.description,
+        roles=list(spec.roles),
+    )
+    item.add_asset(spec.name, asset)
+    RasterExtension.ext(asset, add_if_missing=True).bands = [
+        RasterBand.create(
+            nodata=NODATA,
+            data_type=DataType.UINT8,
+            spatial_resolution=info.pixel_size,
+            unit=spec.unit,
+        )
     ]
+    _describe_file(asset, path)
+
+
+def processor_provider() -> pystac.Provider:
+    """stacmask as processor of the masks."""
+    return pystac.Provider(
+        name="stacmask",
+        roles=[pystac.ProviderRole.PROCESSOR],
+        url=STACMASK_URL,
+        description=f"Cloud, shadow and water masks computed by stacmask {__version__}",
+    )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,13 @@ import pystac
 
 from stacmask.catalog.folder import CatalogFolder, check_id
 from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
-from stacmask.errors import BandReadError, StacmaskError
-from stacmask.methods import DEFAULT_METHOD, get_method
+from stacmask.errors import BandReadError, ItemError, MetadataError, StacmaskError
 from stacmask.output.item import mask_item
 from stacmask.pipeline.masking import MaskResult, mask_scene
 from stacmask.pipeline.source_search import search_items, source_collection
 from stacmask.reading.rasters import RasterBandSource
-from stacmask.sensors.cbers4a.inputs import band_hrefs, metadata_href, read_radiometry
-from stacmask.sensors.profiles import DEFAULT_PROFILE, get_profile
-from stacmask.sensors.sensor_scene import SensorOptions, mask_sensor_scene
+from stacmask.sensors.inputs import SensorOptions
+from stacmask.sensors.registry import DEFAULT_SENSOR, get_sensor
 
 
 @dataclass(frozen=True)
@@ -38,12 +35,13 @@ class BuildOptions:
     datetime: str | None = None
     ids: Sequence[str] | None = None
     max_items: int | None = None
-    method: str = DEFAULT_METHOD
+    #: Mask method; None: the sensor's default.
+    method: str | None = None
     workers: int = 1
     force: bool = False
     timeout: float = 60.0
-    #: Sensor profile (profiles.py); sentinel2-l1c and landsat-c2 take `sensor` options.
-    profile: str = DEFAULT_PROFILE
+    #: Sensor name (sensors/registry.py) and the options of the sensors and their methods.
+    profile: str = DEFAULT_SENSOR
     sensor: SensorOptions = field(default_factory=SensorOptions)
     #: Dask scheduler address (e.g. tcp://host:8786): run the scenes on that cluster.
     scheduler: str | None = None
@@ -62,10 +60,15 @@ class SceneTask:
     source_href: str | None
     item_dir: Path
     keys: BandKeys
-    method: str
+    method: str | None
     timeout: float
-    profile: str = DEFAULT_PROFILE
+    profile: str = DEFAULT_SENSOR
     sensor: SensorOptions = field(default_factory=SensorOptions)
+
+    @property
+    def sensor_options(self) -> SensorOptions:
+        """`sensor` with the build's band keys and timeout."""
+        return replace(self.sensor, keys=self.keys, timeout=self.timeout)
 
 
 @dataclass(frozen=True)
@@ -96,60 +99,52 @@ class BuildReport:
         return not self.failed
 
 
+#: The stage a scene's error is recorded at, by its type (else the stage it was raised in).
+ERROR_STAGES: tuple[tuple[type[Exception], str], ...] = (
+    (BandReadError, "read"),  # streamed bands are decoded while the method runs
+    (MetadataError, "metadata"),
+    (ItemError, "item"),
+)
+
+
 def process_scene(task: SceneTask) -> SceneOutcome:
-    """Mask one scene into its item folder. Never raises for a scene's own faults."""
+    """Mask one scene into its item folder: sensor -> SceneInputs -> read -> method -> COGs and
+    preview -> item. Never raises for a scene's own faults."""
     started = time.monotonic()
     scene_id = str(task.item.get("id"))
     stage = "item"
     try:
-        source = pystac.Item.from_dict(task.item)
-        check_id(source.id)
-        if task.profile != DEFAULT_PROFILE:
-            stage = "mask"
-            item, result = mask_sensor_scene(
-                get_profile(task.profile),
-                source,
-                task.item_dir,
-                task.source_href,
-                task.sensor,
-                task.method,
-            )
-            return SceneOutcome(
-                scene_id,
-                time.monotonic() - started,
-                item=item.to_dict(transform_hrefs=False),
-                result=result,
-            )
-        hrefs = band_hrefs(source, task.keys)
+        source_item = pystac.Item.from_dict(task.item)
+        check_id(source_item.id)
+        sensor = get_sensor(task.profile)
+        options = task.sensor_options
+        method = sensor.method(task.method, options)
         stage = "metadata"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            radiometry = read_radiometry(
-                metadata_href(source, task.keys), source.datetime, task.timeout
-            )
+        inputs = sensor.scene_inputs(source_item, options)
+        inputs.require(method.bands, f"the {method.name} method")
         stage = "read"
-        mask_path = task.item_dir / f"{source.id}_mask.tif"
-        preview_path = task.item_dir / f"{source.id}_preview.png"
-        method = get_method(task.method)
+
+        def scene_file(suffix: str) -> Path:
+            return task.item_dir / f"{source_item.id}_{suffix}"
+
+        mask_path, preview_path = scene_file("mask.tif"), scene_file("preview.png")
         with RasterBandSource(
-            hrefs,
-            radiometry.scene_info(),
-            timeout=task.timeout,
-            cache_bands=not method.reads_bands_once,
+            inputs, timeout=task.timeout, cache_bands=not method.reads_bands_once
         ) as bands:
             stage = "mask"
-            result = mask_scene(bands, method, mask_path, preview_path)
+            result = mask_scene(
+                bands,
+                method,
+                mask_path,
+                preview_path,
+                layer_path=(lambda name: scene_file(f"{name}.tif"))
+                if options.probability_asset
+                else None,
+            )
             info = bands.info
         stage = "item"
         item = mask_item(
-            source,
-            result,
-            info,
-            mask_path,
-            preview_path,
-            task.source_href,
-            lineage=f"stacmask {task.method} method on the blue, green, red and NIR bands "
-            f"({', '.join(task.keys.bands)}) of {source.id}; gains: {result.calibration}",
+            source_item, inputs, method, result, info, mask_path, preview_path, task.source_href
         )
         return SceneOutcome(
             scene_id,
@@ -161,8 +156,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
         return SceneOutcome(
             scene_id,
             time.monotonic() - started,
-            # Streamed bands are decoded while the method runs: a decoding fault is a read.
-            stage="read" if isinstance(exc, BandReadError) else stage,
+            stage=next((name for kind, name in ERROR_STAGES if isinstance(exc, kind)), stage),
             error_type=type(exc).__name__,
             message=str(exc),
         )

@@ -1,1 +1,1 @@
-"""Band reading: what a mask method sees of a scene (SceneInfo, BandSource) and the readers."""
+"""Band reading: what a mask method sees of a scene (SceneInfo, BandSource) and the reader."""

@@ -1,15 +1,17 @@
 """What a mask method sees of a scene: its facts (SceneInfo) and windowed band reads (BandSource).
 
 Mask methods are numpy in, numpy out: they never open files. They read the scene strip by strip
-through a BandSource, as many passes as they need, so memory follows the strip, not the scene.
+through a BandSource, as many passes as they need, so memory follows the strip, not the scene:
+the four main bands (blue, green, red, nir) with read_raw / read_reflectance, any other band of
+the scene by name with read_bands (reflectance) or read_values (classes, bit flags).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from affine import Affine
@@ -17,7 +19,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-Calibration = Literal["xml", "default", "reflectance"]
+from stacmask.sensors.inputs import MAIN_BANDS, Calibration
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,16 @@ class BandStats:
     mismatch_pixels: int = 0
 
 
+class BandValues(NamedTuple):
+    """Stored values of a band in a window, and where they hold data."""
+
+    values: NDArray[Any]
+    valid: NDArray[np.bool_]
+
+
 class BandSource(Protocol):
-    """Windowed access to the four bands (blue, green, red, nir) of one scene."""
+    """Windowed access to the bands of one scene: the four main ones (blue, green, red, nir)
+    strip by strip with whole-scene statistics, and any other by name."""
 
     info: SceneInfo
 
@@ -85,6 +95,20 @@ class BandSource(Protocol):
     def reflectance_scaling(self) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
         """(scale, offset, nodata) per band: reflectance = stored x scale + offset, in float32,
         no data where the stored value is `nodata`, NaN or infinite (read_reflectance's rule)."""
+        ...
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """Every band of the scene by name (the main four and any other the sensor gave)."""
+        ...
+
+    def read_bands(self, names: Sequence[str], window: Window) -> NDArray[np.float32]:
+        """Reflectance of the bands `names` in a window, shape (n, h, w); NaN = no data."""
+        ...
+
+    def read_values(self, name: str, window: Window) -> BandValues:
+        """Stored values of band `name` in a window (classes, bit flags) and where it holds
+        data (not its nodata, inside its file)."""
         ...
 
 
@@ -161,3 +185,22 @@ class ArrayBandSource:
         out = self._slice(window).astype(np.float32) * scale[:, None, None]
         out[:, ~self.valid(window)] = np.nan
         return out
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """The four main bands."""
+        return MAIN_BANDS
+
+    def _index(self, name: str) -> int:
+        if name not in MAIN_BANDS:
+            raise KeyError(f"no band {name!r}; an array source has {', '.join(MAIN_BANDS)}")
+        return MAIN_BANDS.index(name)
+
+    def read_bands(self, names: Sequence[str], window: Window) -> NDArray[np.float32]:
+        """Reflectance of some of the four bands in a window."""
+        reflectance = self.read_reflectance(window)
+        return reflectance[[self._index(name) for name in names]]
+
+    def read_values(self, name: str, window: Window) -> BandValues:
+        """Stored values of one of the four bands in a window, and where all four hold data."""
+        return BandValues(self._slice(window)[self._index(name)], self.valid(window))

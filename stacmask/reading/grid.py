@@ -1,15 +1,16 @@
-"""Read bands of different native grids (Sentinel-2 10/20/60 m, a Fmask file) onto one grid.
+"""The working grid, and one band of a raster opened onto it (as it is, or warped).
 
-Local paths and http(s) URLs alike (GDAL reads URLs with range requests, with the engine's
-GDAL_HTTP_OPTIONS: retries, timeouts, no directory listing). Each band is warped
-with rasterio's WarpedVRT onto the target Grid: `average` when the source is finer than the
-grid, `bilinear` when coarser, `nearest` for categorical or bit-packed bands.
+Local paths and http(s) URLs alike (GDAL reads URLs with range requests, with the reader's
+GDAL settings: retries, timeouts, no directory listing). A band whose file is on the grid is
+read as it is; any other is warped with rasterio's WarpedVRT: `average` when the source is
+finer than the grid, `bilinear` when coarser, `nearest` for categorical or bit-packed bands.
+Each band is opened once per scene and read window by window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -18,21 +19,19 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from stacmask.errors import BandReadError
-from stacmask.reading.rasters import GDAL_HTTP_OPTIONS
-
-#: Rows per strip when a whole grid is read strip by strip.
-STRIP_ROWS = 512
+from stacmask.sensors.inputs import BandRef
 
 
 @dataclass(frozen=True)
 class Grid:
     """A raster grid: CRS, affine transform (north-up) and size in pixels."""
 
-    crs: CRS
+    crs: CRS | None
     transform: Affine
     width: int
     height: int
@@ -53,92 +52,163 @@ class Grid:
             north,
         )
 
-    def strips(self, rows: int = STRIP_ROWS) -> Iterator[Window]:
-        """Full-width row windows that tile the grid top to bottom."""
-        for row in range(0, self.height, rows):
-            yield Window(0, row, self.width, min(rows, self.height - row))
+
+def dataset_grid(ds: DatasetReader) -> Grid:
+    """The grid of an open raster."""
+    return Grid(ds.crs, ds.transform, ds.width, ds.height)
 
 
-def _open_error(href: str, exc: Exception) -> BandReadError:
-    return BandReadError(href, f"cannot read raster: {exc}")
+def resampled(grid: Grid, resolution: float | None, href: str) -> Grid:
+    """`grid`'s extent with `resolution` pixels (None: `grid` itself); the file must be
+    north-up with a CRS to be resampled."""
+    if resolution is None or resolution == grid.transform.a:
+        return grid
+    transform = grid.transform
+    if grid.crs is None:
+        raise BandReadError(href, "raster has no CRS")
+    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+        raise BandReadError(href, f"raster is not north-up: {tuple(transform)[:6]}")
+    west, north = transform.c, transform.f
+    out_w = max(1, round(grid.width * transform.a / resolution))
+    out_h = max(1, round(grid.height * -transform.e / resolution))
+    return Grid(grid.crs, Affine(resolution, 0.0, west, 0.0, -resolution, north), out_w, out_h)
 
 
 def grid_of(href: str, resolution: float | None = None) -> Grid:
     """The grid of a raster file, or a grid over the same extent with `resolution` pixels."""
     try:
-        with rasterio.Env(**GDAL_HTTP_OPTIONS), rasterio.open(href) as src:
-            crs, transform, width, height = src.crs, src.transform, src.width, src.height
+        with rasterio.open(href) as src:
+            grid = dataset_grid(src)
     except RasterioError as exc:
-        raise _open_error(href, exc) from exc
-    if crs is None:
-        raise BandReadError(href, "raster has no CRS")
-    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
-        raise BandReadError(href, f"raster is not north-up: {tuple(transform)[:6]}")
-    if resolution is None or resolution == transform.a:
-        return Grid(crs, transform, width, height)
-    west, north = transform.c, transform.f
-    span_x, span_y = width * transform.a, height * -transform.e
-    out_w = max(1, round(span_x / resolution))
-    out_h = max(1, round(span_y / resolution))
-    return Grid(crs, Affine(resolution, 0.0, west, 0.0, -resolution, north), out_w, out_h)
+        raise BandReadError(href, f"cannot read raster: {exc}") from exc
+    return resampled(grid, resolution, href)
 
 
-def read_on_grid(
-    href: str,
-    grid: Grid,
-    *,
-    window: Window | None = None,
-    resampling: Resampling | None = None,
-    band: int = 1,
-) -> tuple[NDArray[np.generic], NDArray[np.bool_]]:
-    """Band `band` of `href` warped onto `grid` (or a window of it), and where it holds data.
+def default_nodata(dtype: np.dtype[Any]) -> float:
+    """No data of a raster whose file says nothing: 0 for integer DN, NaN for floats (NaN
+    compares unequal to everything, so a float stack then has none)."""
+    return 0.0 if dtype.kind in "iub" else float("nan")
 
-    Values keep the source dtype; pixels outside the source or equal to its nodata are False
-    in the returned valid mask.
 
-    Default resampling: average when the source pixels are finer than the grid's, bilinear
-    otherwise. Pass Resampling.nearest for class or bit-flag rasters.
+class OpenBand:
+    """A band of a raster (BandRef) opened onto `grid`; `read(window)` like a dataset's.
+
+    `nodata` is the band's no-data value: BandRef's, else the file's, else default_nodata
+    (None for a categorical band: every class value is data). Pixels outside the file read
+    as `nodata`; for a warped categorical band without one, `valid` says where the file
+    covers the grid. With `warp=False` a band off the grid is a BandReadError naming its file.
     """
-    try:
-        with rasterio.Env(**GDAL_HTTP_OPTIONS), rasterio.open(href) as src:
-            if resampling is None:
-                finer = abs(src.transform.a) < grid.resolution
-                resampling = Resampling.average if finer else Resampling.bilinear
-            with WarpedVRT(
-                src,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=resampling,
-            ) as vrt:
-                data = vrt.read(band, window=window, masked=True)
-    except RasterioError as exc:
-        raise _open_error(href, exc) from exc
-    values: NDArray[np.generic] = np.asarray(data.data)
-    valid: NDArray[np.bool_] = ~np.ma.getmaskarray(data)
-    return values, valid
 
+    def __init__(
+        self, band: BandRef, grid: Grid, *, warp: bool = True, reference: str = "blue"
+    ) -> None:
+        self.band = band
+        self.href = band.href
+        try:
+            self._src = rasterio.open(band.href)
+        except RasterioError as exc:
+            raise BandReadError(band.href, f"cannot open raster: {exc}") from exc
+        self._vrt: WarpedVRT | None = None
+        try:
+            self._check(grid, warp, reference)
+            if not self.on_grid:
+                self._vrt = self._warped(grid)
+        except BaseException:
+            self.close()
+            raise
 
-def read_stack(
-    hrefs: list[str],
-    grid: Grid,
-    *,
-    window: Window | None = None,
-    scale: list[float] | None = None,
-    offset: list[float] | None = None,
-) -> NDArray[np.float32]:
-    """Bands of `hrefs` on `grid` as float32 (n, h, w): value * scale + offset, NaN = no data."""
-    height = grid.height if window is None else int(window.height)
-    width = grid.width if window is None else int(window.width)
-    out = np.empty((len(hrefs), height, width), dtype=np.float32)
-    for i, href in enumerate(hrefs):
-        data, valid = read_on_grid(href, grid, window=window)
-        values = data.astype(np.float64)
-        values[~valid] = np.nan
-        if scale is not None:
-            values *= scale[i]
-        if offset is not None:
-            values += offset[i]
-        out[i] = values
-    return out
+    def _check(self, grid: Grid, warp: bool, reference: str) -> None:
+        src, band = self._src, self.band
+        if src.count < band.index:
+            raise BandReadError(
+                band.href, f"raster has {src.count} band(s); band {band.index} is needed"
+            )
+        self.dtype = np.dtype(src.dtypes[band.index - 1])
+        if band.categorical and self.dtype.kind not in "iu":
+            raise BandReadError(
+                band.href,
+                f"{band.name} is a class or bit-flag band and must hold integers, is {self.dtype}",
+            )
+        declared = band.nodata if band.nodata is not None else src.nodatavals[band.index - 1]
+        self.nodata: float | None = None if declared is None else float(declared)
+        if self.nodata is None and not band.categorical:
+            self.nodata = default_nodata(self.dtype)
+        self.on_grid = dataset_grid(src) == grid
+        if self.on_grid or warp:
+            return
+        if (src.width, src.height) != (grid.width, grid.height):
+            raise BandReadError(
+                band.href,
+                f"size {src.width}x{src.height} differs from the {reference} band's "
+                f"{grid.width}x{grid.height}",
+            )
+        raise BandReadError(band.href, f"georeferencing differs from the {reference} band's")
+
+    def _warped(self, grid: Grid) -> WarpedVRT:
+        band = self.band
+        if self._src.crs is None:
+            raise BandReadError(band.href, "raster has no CRS")
+        if band.resampling is not None:
+            resampling = Resampling[band.resampling]
+        elif band.categorical:
+            resampling = Resampling.nearest
+        elif abs(self._src.transform.a) < grid.resolution:
+            resampling = Resampling.average
+        else:
+            resampling = Resampling.bilinear
+        options: dict[str, Any] = (
+            {"src_nodata": self.nodata, "nodata": self.nodata}
+            if self.nodata is not None
+            else {"add_alpha": True}  # a class band without nodata: alpha says what is covered
+        )
+        return WarpedVRT(
+            self._src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+            **options,
+        )
+
+    @property
+    def dataset(self) -> DatasetReader | WarpedVRT:
+        """What reads go to: the file, or its WarpedVRT onto the grid."""
+        return self._src if self._vrt is None else self._vrt
+
+    def read(self, window: Window, out: NDArray[Any] | None = None) -> NDArray[Any]:
+        """Stored values of the band in a window of the grid (into `out` when given)."""
+        try:
+            data: NDArray[Any] = self.dataset.read(self.band.index, window=window, out=out)
+        except RasterioError as exc:
+            raise BandReadError(
+                self.href,
+                f"cannot decode rows {window.row_off}-{window.row_off + window.height}: {exc}",
+            ) from exc
+        return data
+
+    def valid(self, values: NDArray[Any], window: Window) -> NDArray[np.bool_]:
+        """Where `values` (read from `window`) hold data: not `nodata`, and inside the file."""
+        if self.nodata is not None:
+            holds: NDArray[np.bool_] = values != self.nodata
+            return holds
+        if self._vrt is None:
+            return np.ones(values.shape, np.bool_)
+        try:
+            masks = self._vrt.read_masks(self.band.index, window=window)
+        except RasterioError as exc:
+            raise BandReadError(self.href, f"cannot decode the footprint: {exc}") from exc
+        covered: NDArray[np.bool_] = masks > 0
+        return covered
+
+    def close(self) -> None:
+        """Close the VRT and the file."""
+        if self._vrt is not None:
+            self._vrt.close()
+        self._src.close()
+
+    def __enter__(self) -> OpenBand:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,12 +1,15 @@
-"""Band reading: four single-band rasters (local or HTTP) as one windowed BandSource.
+"""The reader: one scene's bands (SceneInputs) as one windowed BandSource, for every sensor.
 
-Every band is decoded once, strip by strip, on a thread pool that decodes the next strip while
-the current one is used, gathering whole-scene statistics on the way. Two modes:
+The four main bands (blue, green, red, nir) are decoded once, strip by strip, on a thread pool
+that decodes the next strip while the current one is used, gathering whole-scene statistics
+and the preview on the way. Two modes:
 - cached (default): `prepare()` decodes everything into an uncompressed scratch file; methods then
   make as many passes as they need over it (a disk read, not a DEFLATE decode or HTTP request);
 - streamed (`cache_bands=False`, for methods that read the bands once): strips are decoded as the
   method asks for them, top to bottom, and nothing is written.
-Memory follows the strip: nothing scene-sized is ever held in RAM.
+Any other band (the s2cloudless bands, QA_PIXEL, an Fmask result) is opened once on first use
+and read window by window (`read_bands`, `read_values`). Bands on another grid than the working
+grid are warped onto it (grid.OpenBand). Memory follows the strip, not the scene.
 """
 
 from __future__ import annotations
@@ -21,17 +24,16 @@ from typing import Any
 import numba
 import numpy as np
 import rasterio
-from affine import Affine
 from numpy.typing import NDArray
-from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from stacmask.errors import BandReadError
 from stacmask.output.preview import preview_step
-from stacmask.reading.band_source import BandStats, SceneInfo
+from stacmask.reading.band_source import BandStats, BandValues, SceneInfo
+from stacmask.reading.grid import Grid, OpenBand, dataset_grid, resampled
 from stacmask.reading.scratch import ScratchRaster
-from stacmask.sensors.cbers4a.reflectance import reflectance_factors
+from stacmask.sensors.inputs import MAIN_BANDS, BandRef, SceneInputs
 
 #: GDAL settings for reading bands over HTTP: retries on 429/5xx, timeouts, no directory
 #: listing of the remote folder, merged consecutive range requests.
@@ -49,16 +51,28 @@ GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
 
 #: Pixels per strip that methods read from the scratch file: memory follows this, not the scene.
 STRIP_PIXELS = 1 << 21
+#: Rows decoded at a time from warped bands (a WarpedVRT has no blocks of its own to follow).
+WARP_ROWS = 256
+
+
+def gdal_options(timeout: float) -> dict[str, str | int | bool]:
+    """GDAL_HTTP_OPTIONS with an HTTP timeout of `timeout` seconds (at least 1)."""
+    seconds = max(1, round(timeout))
+    return {
+        **GDAL_HTTP_OPTIONS,
+        "GDAL_HTTP_TIMEOUT": seconds,
+        "GDAL_HTTP_CONNECTTIMEOUT": min(seconds, 15),
+    }
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _to_reflectance(raw: Any, factors: Any, nodata: float, out: Any) -> None:
-    """out = raw * factor per band, NaN where the band holds `nodata` (one fused loop)."""
+def _to_reflectance(raw: Any, scale: Any, offset: Any, nodata: float, out: Any) -> None:
+    """out = raw * scale + offset per band, NaN where the band holds `nodata` (one fused loop)."""
     for b in range(raw.shape[0]):
         for i in numba.prange(raw.shape[1]):
             for j in range(raw.shape[2]):
                 v = raw[b, i, j]
-                out[b, i, j] = np.nan if v == nodata else v * factors[b]
+                out[b, i, j] = np.nan if v == nodata else v * scale[b] + offset[b]
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -90,40 +104,37 @@ def _strip_statistics(raw: Any, nodata: float, chunks: int) -> Any:
 
 
 class RasterBandSource:
-    """Blue, green, red and NIR rasters of one scene, decoded once (BandSource protocol).
+    """The bands of one scene (SceneInputs) on its working grid: the BandSource of every sensor.
 
     Use as a context manager: `prepare()` runs on entry; files, threads and scratch go on exit.
     """
 
     def __init__(
         self,
-        hrefs: Sequence[str],
-        make_info: Callable[[int, int, Affine, CRS | None], SceneInfo],
+        inputs: SceneInputs,
         *,
         scratch_dir: str | os.PathLike[str] | None = None,
         threads: int = 4,
         timeout: float = 60.0,
         strip_pixels: int = STRIP_PIXELS,
-        indexes: Sequence[int] = (1, 1, 1, 1),
         progress: Callable[[int], object] | None = None,
         cache_bands: bool = True,
     ) -> None:
-        if len(hrefs) != 4:
-            raise ValueError("RasterBandSource needs exactly four bands: blue, green, red, nir")
-        self.hrefs = tuple(hrefs)
-        #: Band index read from each href (1, 2, 3, 4 for one four-band stack given four times).
-        self.indexes = tuple(indexes)
+        self.inputs = inputs
+        self.main = tuple(inputs.band(name) for name in MAIN_BANDS)
+        self.hrefs = tuple(band.href for band in self.main)
         #: False: decode strips as they are read, once, top to bottom; no scratch file.
         self.cache_bands = cache_bands
-        self._make_info = make_info
         self._scratch_dir = scratch_dir
         self._threads = threads
         self._strip_pixels = strip_pixels
         #: Called with the number of rows each decode or strip read covered (progress bars).
         self._progress = progress
-        self._gdal = {**GDAL_HTTP_OPTIONS, "GDAL_HTTP_TIMEOUT": max(1, round(timeout))}
+        self._gdal = gdal_options(timeout)
         self._scratch: ScratchRaster | None = None
         self._open_files: ExitStack | None = None
+        self._other = ExitStack()
+        self._others: dict[str, OpenBand] = {}
         self._decoder: Iterator[tuple[Window, NDArray[Any]]] | None = None
         self._current: tuple[Window, NDArray[Any]] | None = None
         self._stats: BandStats | None = None
@@ -134,47 +145,51 @@ class RasterBandSource:
         self.nodata: float = 0.0
         self.dtype = np.dtype(np.uint16)
         self._block_rows = 1
-        self.info = self._open_and_check()
+        self.grid = self._open_and_check()
+        self.info = self._scene_info(self.grid)
         self._thumbnail_step = preview_step(self.info.width, self.info.height)
-        self._factors = (
-            np.array(self.info.gains, dtype=np.float64)
-            if self.info.calibration == "reflectance"
-            else reflectance_factors(self.info.gains, self.info.sun_elevation, self.info.acquired)
-        )
+        self._scale = np.array([band.scale for band in self.main], np.float32)
+        self._offset = np.array([band.offset for band in self.main], np.float32)
 
     # -- setup -----------------------------------------------------------------------------
-    def _open_and_check(self) -> SceneInfo:
-        shapes = []
-        first = None
+    def _open(self, band: BandRef, grid: Grid) -> OpenBand:
+        spec = self.inputs.grid
+        return OpenBand(band, grid, warp=spec.warp, reference=spec.reference)
+
+    def _open_and_check(self) -> Grid:
+        """The working grid; every main band opens onto it (BandReadError naming the file)."""
+        spec = self.inputs.grid
+        reference = self.inputs.band(spec.reference)
         with rasterio.Env(**self._gdal):
-            for href, index in zip(self.hrefs, self.indexes, strict=True):
-                try:
-                    with rasterio.open(href) as ds:
-                        if ds.count < index:
-                            raise BandReadError(
-                                href, f"raster has {ds.count} band(s); band {index} is needed"
-                            )
-                        shapes.append((ds.width, ds.height, ds.transform, ds.crs))
-                        if first is None:
-                            first = ds.profile
-                            self.dtype = np.dtype(ds.dtypes[0])
-                            # DN rasters use 0 for no data; a float stack without a nodata
-                            # value has none (NaN compares unequal to everything).
-                            default = 0.0 if self.dtype.kind in "iu" else float("nan")
-                            self.nodata = float(ds.nodata) if ds.nodata is not None else default
-                            self._block_rows = int(ds.block_shapes[0][0])
-                except RasterioError as exc:
-                    raise BandReadError(href, f"cannot open raster: {exc}") from exc
-        width, height, transform, crs = shapes[0]
-        for href, shape in zip(self.hrefs[1:], shapes[1:], strict=True):
-            if shape[:2] != (width, height):
-                raise BandReadError(
-                    href,
-                    f"size {shape[0]}x{shape[1]} differs from the blue band's {width}x{height}",
-                )
-            if shape[2] != transform or shape[3] != crs:
-                raise BandReadError(href, "georeferencing differs from the blue band's")
-        return self._make_info(width, height, transform, crs)
+            try:
+                with rasterio.open(reference.href) as ds:
+                    grid = resampled(dataset_grid(ds), spec.resolution, reference.href)
+            except RasterioError as exc:
+                raise BandReadError(reference.href, f"cannot open raster: {exc}") from exc
+            for number, band in enumerate(self.main):
+                with self._open(band, grid) as opened:
+                    if number == 0:
+                        self.dtype = opened.dtype
+                        assert opened.nodata is not None  # reflectance bands always have one
+                        self.nodata = opened.nodata
+                        shapes = opened.dataset.block_shapes
+                        self._block_rows = int(shapes[0][0]) if opened.on_grid else WARP_ROWS
+        return grid
+
+    def _scene_info(self, grid: Grid) -> SceneInfo:
+        inputs = self.inputs
+        return SceneInfo(
+            width=grid.width,
+            height=grid.height,
+            transform=grid.transform,
+            crs=grid.crs,
+            pixel_size=abs(grid.transform.a),
+            sun_elevation=inputs.sun_elevation,
+            sun_azimuth=inputs.sun_azimuth,
+            acquired=inputs.acquired,
+            gains=inputs.gains,
+            calibration=inputs.calibration,
+        )
 
     def __enter__(self) -> RasterBandSource:
         try:
@@ -199,6 +214,8 @@ class RasterBandSource:
         if self._open_files is not None:
             self._open_files.close()
             self._open_files = None
+        self._other.close()
+        self._others.clear()
         if self._scratch is not None:
             self._scratch.close()
             self._scratch = None
@@ -244,12 +261,12 @@ class RasterBandSource:
         """TOA reflectance of a window; NaN where a band holds no data."""
         raw = self._read_cached(window)
         out = np.empty(raw.shape, np.float32)
-        _to_reflectance(raw, self._factors.astype(np.float32), self.nodata, out)
+        _to_reflectance(raw, self._scale, self._offset, self.nodata, out)
         return out
 
     def reflectance_scaling(self) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
-        """The reflectance factors of the gains, sun and date (or the reflectance scale)."""
-        return self._factors.astype(np.float32), np.zeros(4, np.float32), self.nodata
+        """The main bands' scale and offset to reflectance (BandRef), and their no data."""
+        return self._scale, self._offset, self.nodata
 
     def valid(self, window: Window) -> NDArray[np.bool_]:
         """Pixels where all four bands hold data."""
@@ -264,6 +281,41 @@ class RasterBandSource:
             raise ValueError(f"the thumbnail kept while decoding has step {self._thumbnail_step}")
         return np.stack(self._thumbnail_rows, axis=1)
 
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """Every band of the scene by name (SceneInputs.bands)."""
+        return self.inputs.band_names
+
+    def read_bands(self, names: Sequence[str], window: Window) -> NDArray[np.float32]:
+        """Reflectance of the bands `names` in a window, shape (n, h, w); NaN = no data."""
+        out = np.empty((len(names), int(window.height), int(window.width)), np.float32)
+        for number, name in enumerate(names):
+            band = self._other_band(name)
+            with rasterio.Env(**self._gdal):  # GDAL's settings are restored after each use
+                raw = band.read(window)[np.newaxis]
+            nodata = np.nan if band.nodata is None else band.nodata
+            scale = np.array([band.band.scale], np.float32)
+            offset = np.array([band.band.offset], np.float32)
+            _to_reflectance(raw, scale, offset, nodata, out[number : number + 1])
+        return out
+
+    def read_values(self, name: str, window: Window) -> BandValues:
+        """Stored values of band `name` in a window (classes, bit flags) and where it holds data
+        (not its nodata, inside its file)."""
+        band = self._other_band(name)
+        with rasterio.Env(**self._gdal):
+            values = band.read(window)
+            return BandValues(values, band.valid(values, window))
+
+    def _other_band(self, name: str) -> OpenBand:
+        """Band `name`, opened onto the grid on first use and kept open until `close()`."""
+        opened = self._others.get(name)
+        if opened is None:
+            with rasterio.Env(**self._gdal):
+                opened = self._other.enter_context(self._open(self.inputs.band(name), self.grid))
+            self._others[name] = opened
+        return opened
+
     # -- decoding --------------------------------------------------------------------------
     def prepare(self) -> None:
         """Open the bands and start decoding; when cached, decode them all into scratch now."""
@@ -271,7 +323,7 @@ class RasterBandSource:
             return
         self._open_files = ExitStack()
         self._open_files.enter_context(rasterio.Env(**self._gdal))
-        datasets = [self._open_files.enter_context(self._open(href)) for href in self.hrefs]
+        bands = [self._open_files.enter_context(self._open(b, self.grid)) for b in self.main]
         # Closed first (exits run last-in first-out): every decode has finished, also when one
         # band failed, before the datasets close. GDAL must never decode from a closed dataset.
         pool = self._open_files.enter_context(ThreadPoolExecutor(self._threads))
@@ -279,7 +331,7 @@ class RasterBandSource:
         if self.cache_bands:  # decoded straight into the scratch file's memory map
             width, height = self.info.width, self.info.height
             self._scratch = ScratchRaster(4, height, width, self.dtype, self._scratch_dir)
-        self._decoder = self._decode_strips(datasets, pool)
+        self._decoder = self._decode_strips(bands, pool)
         if self._scratch is None:
             return
         for window, _ in self._decoder:
@@ -288,12 +340,12 @@ class RasterBandSource:
         self._open_files = None
 
     def _decode_strips(
-        self, datasets: list[Any], pool: ThreadPoolExecutor
+        self, bands: list[OpenBand], pool: ThreadPoolExecutor
     ) -> Iterator[tuple[Window, NDArray[Any]]]:
         """Decoded strips top to bottom; the next strip decodes while the caller uses this one."""
         windows = list(self._row_windows(self._decode_rows))
 
-        def submit(window: Window) -> tuple[NDArray[Any], list[Future[None]]]:
+        def submit(window: Window) -> tuple[NDArray[Any], list[Future[NDArray[Any]]]]:
             rows = int(window.height)
             out = (
                 np.empty((4, rows, self.info.width), self.dtype)
@@ -301,10 +353,7 @@ class RasterBandSource:
                 else self._scratch.view(int(window.row_off), rows, writeable=True)
             )
             futures = [
-                pool.submit(self._decode, ds, href, window, index, out[band])
-                for band, (ds, href, index) in enumerate(
-                    zip(datasets, self.hrefs, self.indexes, strict=True)
-                )
+                pool.submit(band.read, window, out[number]) for number, band in enumerate(bands)
             ]
             return out, futures
 
@@ -335,27 +384,6 @@ class RasterBandSource:
             self._thumbnail_rows.append(raw[:, row - top, ::step].copy())
         if self._progress is not None:
             self._progress(int(window.height))
-
-    def _open(self, href: str) -> rasterio.io.DatasetReader:
-        try:
-            return rasterio.open(href)
-        except RasterioError as exc:
-            raise BandReadError(href, f"cannot open raster: {exc}") from exc
-
-    @staticmethod
-    def _decode(
-        ds: rasterio.io.DatasetReader,
-        href: str,
-        window: Window,
-        index: int,
-        out: NDArray[Any],
-    ) -> None:
-        try:
-            ds.read(index, window=window, out=out)
-        except RasterioError as exc:
-            raise BandReadError(
-                href, f"cannot decode rows {window.row_off}-{window.row_off + window.height}: {exc}"
-            ) from exc
 
     def _read_cached(self, window: Window) -> NDArray[Any]:
         """A window's stored values: from the scratch file, or decoded now when streamed."""
