@@ -42,12 +42,34 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 SUMMARIZED = ("eo:cloud_cover", PROP_SHADOW_COVER, PROP_WATER_COVER)
 
 
+#: Names of the catalog's own files: an item or collection folder of one of these names would
+#: take its place (compared without case: macOS and Windows file systems ignore it).
+CATALOG_FILES = frozenset(
+    name.lower() for name in ("catalog.json", "collection.json", FAILURES_FILE, LOCK_FILE)
+)
+#: Device names Windows reserves in every folder, also with an extension ("CON.txt").
+WINDOWS_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{port}{n}" for port in ("com", "lpt") for n in range(10)]
+)
+
+
 def check_id(identifier: str, what: str = "item") -> str:
-    """Return `identifier` if it is safe as a file name, else raise ItemError saying why."""
+    """Return `identifier` if it is safe as a file name on every system, else raise ItemError
+    saying why."""
     if not SAFE_ID.match(identifier) or ".." in identifier:
         raise ItemError(
             f"{what} id {identifier!r} is not usable as a file name (allowed: letters, digits, "
             "'.', '_', '-'; no path separators or '..')"
+        )
+    if identifier.lower() in CATALOG_FILES:
+        raise ItemError(
+            f"{what} id {identifier!r} is the name of one of the catalog's own files; its folder "
+            "would take that file's place"
+        )
+    if identifier.split(".", 1)[0].lower() in WINDOWS_RESERVED or identifier.endswith("."):
+        raise ItemError(
+            f"{what} id {identifier!r} is not usable as a file name on Windows (a reserved "
+            "device name such as CON, NUL, AUX, COM1, or a trailing '.')"
         )
     return identifier
 
