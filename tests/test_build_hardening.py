@@ -69,3 +69,18 @@ def test_ids_that_clash_with_catalog_files_or_windows_names_are_refused(
         assert (out / COLLECTION / "collection.json").is_file()
         assert not (out / COLLECTION / bad_id).is_dir()
         assert_valid(out, schema_map)
+
+
+def test_band_read_errors_carry_gdal_message_and_href(tmp_path: Path, api: SampleStacApi) -> None:
+    bad_id = next(iter(api.items))
+    href = api.items[bad_id]["assets"]["BAND3"]["href"]
+    served = api.root / href.split("/data/", 1)[1]
+    data = served.read_bytes()
+    served.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "cat"
+    result = build(out, api)
+    assert result.exit_code == 1, result.output
+    message = CatalogFolder(out).failures()[bad_id]["message"]
+    assert href in message, message
+    assert "See previous exception" not in message, message
+    assert "TIFFFillTile" in message or "Read error" in message, message

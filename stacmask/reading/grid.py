@@ -27,6 +27,23 @@ from stacmask.errors import BandReadError
 from stacmask.sensors.inputs import BandRef
 
 
+def gdal_message(exc: BaseException) -> str:
+    """GDAL's own words for a rasterio error: the messages of the exception and of the GDAL
+    errors chained under it (rasterio's "Read failed. See previous exception" says nothing),
+    the most specific first, each said once."""
+    messages: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).strip()
+        if text and "see previous exception" not in text.lower():
+            messages.append(text)
+        current = current.__cause__ or current.__context__
+    kept = [m for m in messages if not any(m != other and m in other for other in messages)]
+    return "; ".join(dict.fromkeys(reversed(kept))) or type(exc).__name__
+
+
 @dataclass(frozen=True)
 class Grid:
     """A raster grid: CRS, affine transform (north-up) and size in pixels."""
@@ -80,7 +97,7 @@ def grid_of(href: str, resolution: float | None = None) -> Grid:
         with rasterio.open(href) as src:
             grid = dataset_grid(src)
     except RasterioError as exc:
-        raise BandReadError(href, f"cannot read raster: {exc}") from exc
+        raise BandReadError(href, f"cannot read raster: {gdal_message(exc)}") from exc
     return resampled(grid, resolution, href)
 
 
@@ -107,7 +124,7 @@ class OpenBand:
         try:
             self._src = rasterio.open(band.href)
         except RasterioError as exc:
-            raise BandReadError(band.href, f"cannot open raster: {exc}") from exc
+            raise BandReadError(band.href, f"cannot open raster: {gdal_message(exc)}") from exc
         self._vrt: WarpedVRT | None = None
         try:
             self._check(grid, warp, reference)
@@ -183,7 +200,8 @@ class OpenBand:
         except RasterioError as exc:
             raise BandReadError(
                 self.href,
-                f"cannot decode rows {window.row_off}-{window.row_off + window.height}: {exc}",
+                f"cannot decode rows {window.row_off}-{window.row_off + window.height}: "
+                f"{gdal_message(exc)}",
             ) from exc
         return data
 
@@ -197,7 +215,9 @@ class OpenBand:
         try:
             masks = self._vrt.read_masks(self.band.index, window=window)
         except RasterioError as exc:
-            raise BandReadError(self.href, f"cannot decode the footprint: {exc}") from exc
+            raise BandReadError(
+                self.href, f"cannot decode the footprint: {gdal_message(exc)}"
+            ) from exc
         covered: NDArray[np.bool_] = masks > 0
         return covered
 

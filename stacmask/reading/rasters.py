@@ -31,7 +31,7 @@ from rasterio.windows import Window
 from stacmask.errors import BandReadError
 from stacmask.output.preview import preview_step
 from stacmask.reading.band_source import BandStats, BandValues, SceneInfo
-from stacmask.reading.grid import Grid, OpenBand, dataset_grid, resampled
+from stacmask.reading.grid import Grid, OpenBand, dataset_grid, gdal_message, resampled
 from stacmask.reading.scratch import ScratchRaster
 from stacmask.sensors.inputs import MAIN_BANDS, BandRef, SceneInputs
 
@@ -165,7 +165,9 @@ class RasterBandSource:
                 with rasterio.open(reference.href) as ds:
                     grid = resampled(dataset_grid(ds), spec.resolution, reference.href)
             except RasterioError as exc:
-                raise BandReadError(reference.href, f"cannot open raster: {exc}") from exc
+                raise BandReadError(
+                    reference.href, f"cannot open raster: {gdal_message(exc)}"
+                ) from exc
             for number, band in enumerate(self.main):
                 with self._open(band, grid) as opened:
                     if number == 0:
