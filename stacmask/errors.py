@@ -31,6 +31,10 @@ class BandReadError(StacmaskError):
         self.href = href
 
 
+class EmptySceneError(StacmaskError):
+    """A scene with no valid pixel (every band holds no data): nothing to publish."""
+
+
 class CatalogError(StacmaskError):
     """The output catalog folder is unusable or inconsistent."""
 
@@ -41,6 +45,10 @@ class ValidationFailed(StacmaskError):
 
 class StacmaskWarning(UserWarning):
     """A degraded but usable situation (e.g. default gains); `--strict` makes it an error."""
+
+
+class UnusualValueWarning(StacmaskWarning):
+    """A value that is allowed but most likely wrong (a gain far off the usual, negative DNs)."""
 
 
 # --- Sensors (issue 6) -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,14 @@ import pystac
 
 from stacmask.catalog.folder import CatalogFolder, check_id
 from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
-from stacmask.errors import BandReadError, ItemError, MetadataError, StacmaskError
+from stacmask.errors import (
+    BandReadError,
+    EmptySceneError,
+    ItemError,
+    MetadataError,
+    StacmaskError,
+    StacmaskWarning,
+)
 from stacmask.output.item import mask_item
 from stacmask.pipeline.masking import MaskResult, mask_scene
 from stacmask.pipeline.source_search import search_items, source_collection
@@ -82,6 +90,8 @@ class SceneOutcome:
     stage: str = ""
     error_type: str = ""
     message: str = ""
+    #: StacmaskWarnings raised while masking the scene (suspicious gains, DNs, ...).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -92,6 +102,8 @@ class BuildReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    #: Warnings by scene id (suspicious values; the scene was still published).
+    warnings: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -104,18 +116,32 @@ ERROR_STAGES: tuple[tuple[type[Exception], str], ...] = (
     (BandReadError, "read"),  # streamed bands are decoded while the method runs
     (MetadataError, "metadata"),
     (ItemError, "item"),
+    (EmptySceneError, "mask"),
 )
 
 
 def process_scene(task: SceneTask) -> SceneOutcome:
     """Mask one scene into its item folder: sensor -> SceneInputs -> read -> method -> COGs and
-    preview -> item. Never raises for a scene's own faults."""
+    preview -> item. Never raises for a scene's own faults; its StacmaskWarnings go with it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StacmaskWarning)
+        outcome = _process_scene(task)
+    said = [str(w.message) for w in caught if issubclass(w.category, StacmaskWarning)]
+    return replace(outcome, warnings=tuple(dict.fromkeys(said)))
+
+
+def _process_scene(task: SceneTask) -> SceneOutcome:
     started = time.monotonic()
     scene_id = str(task.item.get("id"))
     stage = "item"
     try:
         source_item = pystac.Item.from_dict(task.item)
         check_id(source_item.id)
+        if source_item.geometry is None:
+            raise ItemError(
+                f"item {source_item.id} has no geometry (null): its mask item needs the "
+                "scene's footprint"
+            )
         sensor = get_sensor(task.profile)
         options = task.sensor_options
         method = sensor.method(task.method, options)
@@ -142,6 +168,11 @@ def process_scene(task: SceneTask) -> SceneOutcome:
                 else None,
             )
             info = bands.info
+        if result.valid_pixels == 0:
+            raise EmptySceneError(
+                f"scene {source_item.id}: no valid pixels (every band holds no data); "
+                "not published"
+            )
         stage = "item"
         item = mask_item(
             source_item, inputs, method, result, info, mask_path, preview_path, task.source_href
@@ -170,6 +201,10 @@ def _describe(outcome: SceneOutcome) -> str:
             f"water {r.water_cover:.2f}% of {r.valid_pixels} valid pixels ({outcome.seconds:.1f} s)"
         )
     return f"FAILED {outcome.scene_id} [{outcome.stage}] {outcome.error_type}: {outcome.message}"
+
+
+def _warnings(outcome: SceneOutcome) -> str:
+    return "".join(f"\nwarning {outcome.scene_id}: {text}" for text in outcome.warnings)
 
 
 def _run(
@@ -261,7 +296,9 @@ def build(
                     outcome.scene_id, outcome.stage, outcome.error_type, outcome.message
                 )
                 report.failed[outcome.scene_id] = f"[{outcome.stage}] {outcome.message}"
-            bar.write(_describe(outcome))
+            if outcome.warnings:
+                report.warnings[outcome.scene_id] = list(outcome.warnings)
+            bar.write(_describe(outcome) + _warnings(outcome))
             bar.update(1)
     finally:
         bar.close()

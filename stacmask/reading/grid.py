@@ -140,6 +140,8 @@ class OpenBand:
             raise BandReadError(
                 band.href, f"raster has {src.count} band(s); band {band.index} is needed"
             )
+        #: Bands of the file, and the type of the one read.
+        self.file_bands = src.count
         self.dtype = np.dtype(src.dtypes[band.index - 1])
         if band.categorical and self.dtype.kind not in "iu":
             raise BandReadError(

@@ -15,6 +15,7 @@ grid are warped onto it (grid.OpenBand). Memory follows the strip, not the scene
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -28,7 +29,7 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from stacmask.errors import BandReadError
+from stacmask.errors import BandReadError, UnusualValueWarning
 from stacmask.output.preview import preview_step
 from stacmask.reading.band_source import BandStats, BandValues, SceneInfo
 from stacmask.reading.grid import Grid, OpenBand, dataset_grid, gdal_message, resampled
@@ -49,6 +50,8 @@ GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
     "GDAL_CACHEMAX": 128,
 }
 
+#: Types of DN bands (calibrated with gains): unsigned or signed 16-bit counts.
+DN_TYPES = (np.dtype(np.uint16), np.dtype(np.int16))
 #: Pixels per strip that methods read from the scratch file: memory follows this, not the scene.
 STRIP_PIXELS = 1 << 21
 #: Rows decoded at a time from warped bands (a WarpedVRT has no blocks of its own to follow).
@@ -141,6 +144,8 @@ class RasterBandSource:
         self._minimum = np.full(4, np.inf)
         self._maximum = np.full(4, -np.inf)
         self._mismatch = 0
+        #: DN below 0 (not no data) per main band: counts are never negative.
+        self._negative = np.zeros(4, np.int64)
         self._thumbnail_rows: list[NDArray[Any]] = []
         self.nodata: float = 0.0
         self.dtype = np.dtype(np.uint16)
@@ -170,6 +175,7 @@ class RasterBandSource:
                 ) from exc
             for number, band in enumerate(self.main):
                 with self._open(band, grid) as opened:
+                    self._check_band(band, opened.file_bands, opened.dtype)
                     if number == 0:
                         self.dtype = opened.dtype
                         assert opened.nodata is not None  # reflectance bands always have one
@@ -177,6 +183,23 @@ class RasterBandSource:
                         shapes = opened.dataset.block_shapes
                         self._block_rows = int(shapes[0][0]) if opened.on_grid else WARP_ROWS
         return grid
+
+    def _check_band(self, band: BandRef, count: int, dtype: np.dtype[Any]) -> None:
+        """BandReadError naming the file when a main band's file is not what the scene says: a
+        file of several bands given for one band, or no DN where DN are calibrated."""
+        same_file = [other for other in self.main if other.href == band.href]
+        if count > 1 and len({other.index for other in same_file}) == 1:
+            raise BandReadError(
+                band.href,
+                f"raster has {count} bands but is given for the {band.name} band alone (band "
+                f"{band.index} would be read as {band.name}); give a file of one band",
+            )
+        if self.inputs.calibration != "reflectance" and dtype not in DN_TYPES:
+            raise BandReadError(
+                band.href,
+                f"{band.name} band holds {dtype} values; DN (calibrated with gains, "
+                f"{self.inputs.calibration}) are uint16 or int16",
+            )
 
     def _scene_info(self, grid: Grid) -> SceneInfo:
         inputs = self.inputs
@@ -368,6 +391,7 @@ class RasterBandSource:
             pending = submit(windows[number + 1]) if number + 1 < len(windows) else None
             self._account(window, raw)
             if pending is None:  # the last strip: the statistics are whole
+                self._warn_negative_dn()
                 self._stats = BandStats(
                     minimum=tuple(float(v) for v in self._minimum),  # type: ignore[arg-type]
                     maximum=tuple(float(v) for v in self._maximum),  # type: ignore[arg-type]
@@ -375,12 +399,24 @@ class RasterBandSource:
                 )
             yield window, raw
 
+    def _warn_negative_dn(self) -> None:
+        for band, negative in zip(self.main, self._negative, strict=True):
+            if negative:
+                warnings.warn(
+                    f"{band.href}: {negative} pixel(s) of the {band.name} band hold negative DN; "
+                    "DN are counts, so the file is damaged or not DN",
+                    UnusualValueWarning,
+                    stacklevel=2,
+                )
+
     def _account(self, window: Window, raw: NDArray[Any]) -> None:
         """Fold a decoded strip into min, max, the footprint QA and the thumbnail."""
         low, high, mismatch = _strip_statistics(raw, self.nodata, 2 * numba.get_num_threads())
         np.minimum(self._minimum, low, out=self._minimum)
         np.maximum(self._maximum, high, out=self._maximum)
         self._mismatch += int(mismatch)
+        if self.dtype.kind == "i" and self.inputs.calibration != "reflectance":
+            self._negative += np.count_nonzero((raw < 0) & (raw != self.nodata), axis=(1, 2))
         step, top = self._thumbnail_step, int(window.row_off)
         for row in range(-(-top // step) * step, top + int(window.height), step):
             self._thumbnail_rows.append(raw[:, row - top, ::step].copy())

@@ -118,6 +118,12 @@ class SceneInputs:
                 f"scene {self.scene_id}: the {self.sensor} sensor gave no {', '.join(missing)} "
                 "band (every scene needs blue, green, red and nir)"
             )
+        if self.sun_elevation is not None and not 0 < self.sun_elevation <= 90:
+            raise ItemError(
+                f"scene {self.scene_id}: sun elevation {self.sun_elevation:g} degrees is "
+                + ("above 90" if self.sun_elevation > 90 else "at or below the horizon")
+                + " (a night scene or wrong metadata); reflectance cannot be computed"
+            )
         if self.grid.reference not in names:
             raise ItemError(
                 f"scene {self.scene_id}: grid reference band {self.grid.reference!r} is not "

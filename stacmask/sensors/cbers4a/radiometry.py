@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from stacmask.constants import DEFAULT_GAINS
-from stacmask.errors import StacmaskWarning
+from stacmask.errors import StacmaskWarning, UnusualValueWarning
 from stacmask.sensors.inputs import Calibration
 
 
@@ -30,6 +30,22 @@ class Radiometry:
         )
 
 
+#: A gain more than this factor away from the usual WPM gain (DEFAULT_GAINS) is suspicious.
+GAIN_TOLERANCE = 10.0
+
+
+def warn_unusual_gains(gains: tuple[float, float, float, float], href: str) -> None:
+    """A StacmaskWarning naming `href` for each gain over GAIN_TOLERANCE times off the usual."""
+    for band, (gain, usual) in enumerate(zip(gains, DEFAULT_GAINS, strict=True), start=1):
+        if not usual / GAIN_TOLERANCE <= gain <= usual * GAIN_TOLERANCE:
+            warnings.warn(
+                f"{href}: calibration gain {gain:g} of band {band} is over {GAIN_TOLERANCE:g}x "
+                f"off the usual WPM gain {usual:g}; the reflectance and covers may be wrong",
+                UnusualValueWarning,
+                stacklevel=3,
+            )
+
+
 def read_radiometry(
     xml_href: str | None, acquired: datetime | None, timeout: float = 60.0
 ) -> Radiometry:
@@ -45,6 +61,8 @@ def read_radiometry(
 
     meta = SceneMetadata.read(xml_href, timeout=timeout)
     gains, source = meta.calibration_gains()
+    if source == "xml":
+        warn_unusual_gains(gains, xml_href)
     return Radiometry(
         gains=gains,
         calibration=source,

@@ -22,7 +22,7 @@ from stacmask.constants import (
     INPE_PROVIDER_URL,
     BandKeys,
 )
-from stacmask.errors import ItemError, StacmaskWarning
+from stacmask.errors import ItemError, StacmaskWarning, UnusualValueWarning
 from stacmask.methods import DEFAULT_METHOD, METHODS
 from stacmask.sensors.cbers4a.radiometry import Radiometry, read_radiometry
 from stacmask.sensors.cbers4a.reflectance import reflectance_factors
@@ -119,6 +119,8 @@ def scene_inputs(item: pystac.Item, options: SensorOptions) -> SceneInputs:
     with warnings.catch_warnings():
         # Default gains are no fault of the scene: its item records them (stacmask:calibration).
         warnings.simplefilter("ignore", StacmaskWarning)
+        # ...but gains far off the usual are: they are shown, naming the XML.
+        warnings.simplefilter("default", UnusualValueWarning)
         radiometry = read_radiometry(xml, item.datetime, options.timeout)
     return band_inputs(
         hrefs,
