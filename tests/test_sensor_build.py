@@ -133,7 +133,8 @@ def s2_catalog(
         )
     assert report.ok, report.failed
     assert sorted(report.done) == sorted([NEW_BASELINE, OLD_BASELINE])
-    said = [*(str(w.message) for w in caught), *sum(report.warnings.values(), [])]
+    said = [str(w.message) for w in caught]
+    said += [text for texts in report.warnings.values() for text in texts]
     assert any("no Fmask asset 'fmask'" in text for text in said)
     return out
 

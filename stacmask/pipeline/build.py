@@ -170,8 +170,7 @@ def _process_scene(task: SceneTask) -> SceneOutcome:
             info = bands.info
         if result.valid_pixels == 0:
             raise EmptySceneError(
-                f"scene {source_item.id}: no valid pixels (every band holds no data); "
-                "not published"
+                f"scene {source_item.id}: no valid pixels (every band holds no data); not published"
             )
         stage = "item"
         item = mask_item(
