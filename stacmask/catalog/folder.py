@@ -6,17 +6,22 @@ Layout (links relative, so the folder can be copied or served anywhere):
   DIR/<collection>/collection.json
   DIR/<collection>/<item>/<item>.json, <item>_mask.tif, <item>_preview.png
 
-A scene joins the catalog when its item is linked from collection.json. Its files are written
-first, each by an atomic rename; the collection and catalog files are rewritten atomically under
-an exclusive lock, so concurrent builds into one folder serialize their updates.
+A scene joins the catalog when its item is linked from collection.json. A build writes its files
+into a staging folder first (catalog/runs.py), which becomes the item folder in one step
+(replacing an old one whole with `--force`); the collection and catalog files are rewritten
+atomically under an exclusive lock, so concurrent builds into one folder serialize their updates.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import json
 import os
 import re
+import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,6 +104,45 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+#: renameat2 flag: swap two paths atomically (Linux 3.15+; ext4, xfs, btrfs, tmpfs).
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step; False where the system or file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), ctypes.c_uint(RENAME_EXCHANGE)
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, f"cannot swap {a} and {b}: {os.strerror(code)}")
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Make folder `new` be `target`, replacing any old `target` whole (in one step on Linux;
+    elsewhere the old folder is moved aside first, a moment without it). `new` is gone after."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new)  # now the old folder
+        return
+    old = target.with_name(f"{new.name}.old")
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -154,9 +198,18 @@ class CatalogFolder:
         return {str(link.get("title")) for link in links if link.get("rel") == "item"}
 
     def add_item(
-        self, item: pystac.Item, collection_id: str, source_collection: dict[str, Any]
+        self,
+        item: pystac.Item,
+        collection_id: str,
+        source_collection: dict[str, Any],
+        staged: Path | None = None,
     ) -> Path:
-        """Write the item's JSON and link it from its collection (created on first use)."""
+        """Write the item's JSON and link it from its collection (created on first use).
+
+        With `staged` (a folder beside the item folder holding the item's asset files), the
+        JSON is written there and the folder becomes the item folder in one step, replacing
+        any old one whole: a reader sees the old item and files or the new ones, never a mix.
+        """
         item_dir = self.item_dir(collection_id, item.id)
         item_path = item_dir / f"{item.id}.json"
         item.clear_links("root")
@@ -173,7 +226,11 @@ class CatalogFolder:
         data["collection"] = collection_id
         with self.locked():
             self._ensure_catalog()
-            write_json_atomic(item_path, data)
+            if staged is None:
+                write_json_atomic(item_path, data)
+            else:
+                write_json_atomic(staged / item_path.name, data)
+                replace_folder(staged, item_dir)
             self._link_item(collection_id, data, source_collection)
             self._clear_failure(item.id)
         return item_path
@@ -225,6 +282,14 @@ class CatalogFolder:
         data = _read_json(self.failures_path)
         scenes = data.get("scenes", {})
         return scenes if isinstance(scenes, dict) else {}
+
+    def forget_failures(self, scene_ids: set[str]) -> None:
+        """Drop the failures of these scenes (they are in the catalog: nothing to retry)."""
+        with self.locked():
+            scenes = self.failures()
+            if scene_ids & set(scenes):
+                kept = {k: v for k, v in scenes.items() if k not in scene_ids}
+                write_json_atomic(self.failures_path, {"scenes": kept})
 
     def record_failure(self, scene_id: str, stage: str, error_type: str, message: str) -> None:
         """Record that a scene failed at `stage`; the next run retries it."""

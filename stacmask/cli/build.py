@@ -145,7 +145,7 @@ def build(
     ),
 ) -> None:
     """Search a STAC API, mask every scene and publish a static STAC catalog of mask COGs."""
-    from stacmask.pipeline.build import BuildOptions
+    from stacmask.pipeline.build import BuildInterrupted, BuildOptions, stop_on_signals
     from stacmask.pipeline.build import build as run_build
     from stacmask.sensors.inputs import SensorOptions
 
@@ -185,9 +185,12 @@ def build(
         scheduler=scheduler,
     )
     try:
-        report = run_build(options, echo=typer.echo, progress=not quiet)
+        with stop_on_signals():
+            report = run_build(options, echo=typer.echo, progress=not quiet)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc
+    except BuildInterrupted as exc:  # the build said what was done and how to resume
+        raise typer.Exit(128 + exc.signum) from None
     typer.echo(
         f"{len(report.done)} scene(s) added, {len(report.skipped)} already present, "
         f"{len(report.failed)} failed; catalog: {out / 'catalog.json'}"

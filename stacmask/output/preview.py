@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def write_preview(path: Path, rgb: NDArray[np.float64], classes: NDArray[np.uint
     out = np.empty((4, *classes.shape), dtype=np.uint8)
     out[:3] = np.round(image * 255).astype(np.uint8)
     out[3] = np.where(valid, 255, 0)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # two writers never share it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         dst = rasterio.open(

@@ -2,33 +2,72 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import time
-import warnings
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 import pystac
 
-from stacmask.catalog.folder import CatalogFolder, check_id
+from stacmask.catalog.folder import CatalogFolder
+from stacmask.catalog.runs import BuildRun
 from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
-from stacmask.errors import (
-    BandReadError,
-    EmptySceneError,
-    ItemError,
-    MetadataError,
-    StacmaskError,
-    StacmaskWarning,
+from stacmask.errors import StacmaskError
+from stacmask.pipeline.scene import (
+    ERROR_STAGES,
+    SceneOutcome,
+    SceneTask,
+    describe_error,
+    process_scene,
 )
-from stacmask.output.item import mask_item
-from stacmask.pipeline.masking import MaskResult, mask_scene
 from stacmask.pipeline.source_search import search_items, source_collection
-from stacmask.reading.rasters import RasterBandSource
 from stacmask.sensors.inputs import SensorOptions
-from stacmask.sensors.registry import DEFAULT_SENSOR, get_sensor
+from stacmask.sensors.registry import DEFAULT_SENSOR
+
+__all__ = [
+    "ERROR_STAGES",
+    "BuildInterrupted",
+    "BuildOptions",
+    "BuildReport",
+    "SceneOutcome",
+    "SceneTask",
+    "build",
+    "process_scene",
+    "stop_on_signals",
+]
+
+#: Stage recorded when a finished scene cannot be written into the catalog (a full disk).
+WRITE_STAGE = "write"
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the build: it stops its workers, reports and exits."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise BuildInterrupted(signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise BuildInterrupted while inside (main thread only; elsewhere
+    nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
@@ -60,40 +99,6 @@ class BuildOptions:
         return f"{self.collection}-mask"
 
 
-@dataclass(frozen=True)
-class SceneTask:
-    """One scene to mask; plain data so that it can go to a worker process."""
-
-    item: dict[str, Any]
-    source_href: str | None
-    item_dir: Path
-    keys: BandKeys
-    method: str | None
-    timeout: float
-    profile: str = DEFAULT_SENSOR
-    sensor: SensorOptions = field(default_factory=SensorOptions)
-
-    @property
-    def sensor_options(self) -> SensorOptions:
-        """`sensor` with the build's band keys and timeout."""
-        return replace(self.sensor, keys=self.keys, timeout=self.timeout)
-
-
-@dataclass(frozen=True)
-class SceneOutcome:
-    """What became of a scene: its mask item, or the stage and error that stopped it."""
-
-    scene_id: str
-    seconds: float
-    item: dict[str, Any] | None = None
-    result: MaskResult | None = None
-    stage: str = ""
-    error_type: str = ""
-    message: str = ""
-    #: StacmaskWarnings raised while masking the scene (suspicious gains, DNs, ...).
-    warnings: tuple[str, ...] = ()
-
-
 @dataclass
 class BuildReport:
     """Counts of a build run, and the failures by scene id."""
@@ -111,95 +116,15 @@ class BuildReport:
         return not self.failed
 
 
-#: The stage a scene's error is recorded at, by its type (else the stage it was raised in).
-ERROR_STAGES: tuple[tuple[type[Exception], str], ...] = (
-    (BandReadError, "read"),  # streamed bands are decoded while the method runs
-    (MetadataError, "metadata"),
-    (ItemError, "item"),
-    (EmptySceneError, "mask"),
-)
-
-
-def process_scene(task: SceneTask) -> SceneOutcome:
-    """Mask one scene into its item folder: sensor -> SceneInputs -> read -> method -> COGs and
-    preview -> item. Never raises for a scene's own faults; its StacmaskWarnings go with it."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StacmaskWarning)
-        outcome = _process_scene(task)
-    said = [str(w.message) for w in caught if issubclass(w.category, StacmaskWarning)]
-    return replace(outcome, warnings=tuple(dict.fromkeys(said)))
-
-
-def _process_scene(task: SceneTask) -> SceneOutcome:
-    started = time.monotonic()
-    scene_id = str(task.item.get("id"))
-    stage = "item"
-    try:
-        source_item = pystac.Item.from_dict(task.item)
-        check_id(source_item.id)
-        if source_item.geometry is None:
-            raise ItemError(
-                f"item {source_item.id} has no geometry (null): its mask item needs the "
-                "scene's footprint"
-            )
-        sensor = get_sensor(task.profile)
-        options = task.sensor_options
-        method = sensor.method(task.method, options)
-        stage = "metadata"
-        inputs = sensor.scene_inputs(source_item, options)
-        inputs.require(method.bands, f"the {method.name} method")
-        stage = "read"
-
-        def scene_file(suffix: str) -> Path:
-            return task.item_dir / f"{source_item.id}_{suffix}"
-
-        mask_path, preview_path = scene_file("mask.tif"), scene_file("preview.png")
-        with RasterBandSource(
-            inputs, timeout=task.timeout, cache_bands=not method.reads_bands_once
-        ) as bands:
-            stage = "mask"
-            result = mask_scene(
-                bands,
-                method,
-                mask_path,
-                preview_path,
-                layer_path=(lambda name: scene_file(f"{name}.tif"))
-                if options.probability_asset
-                else None,
-            )
-            info = bands.info
-        if result.valid_pixels == 0:
-            raise EmptySceneError(
-                f"scene {source_item.id}: no valid pixels (every band holds no data); not published"
-            )
-        stage = "item"
-        item = mask_item(
-            source_item, inputs, method, result, info, mask_path, preview_path, task.source_href
-        )
-        return SceneOutcome(
-            scene_id,
-            time.monotonic() - started,
-            item=item.to_dict(transform_hrefs=False),
-            result=result,
-        )
-    except Exception as exc:  # one scene's fault, whatever it is, never stops the build
-        return SceneOutcome(
-            scene_id,
-            time.monotonic() - started,
-            stage=next((name for kind, name in ERROR_STAGES if isinstance(exc, kind)), stage),
-            error_type=type(exc).__name__,
-            message=str(exc),
-        )
-
-
-def _describe(outcome: SceneOutcome) -> str:
+def _describe(outcome: SceneOutcome, quote: bool = False) -> str:
     if outcome.result is not None:
         r = outcome.result
         return (
             f"done   {outcome.scene_id}: cloud {r.cloud_cover:.2f}%, shadow {r.shadow_cover:.2f}%, "
             f"water {r.water_cover:.2f}% of {r.valid_pixels} valid pixels ({outcome.seconds:.1f} s)"
         )
-    return f"FAILED {outcome.scene_id} [{outcome.stage}] {outcome.error_type}: {outcome.message}"
+    scene = repr(outcome.scene_id) if quote else outcome.scene_id
+    return f"FAILED {scene} [{outcome.stage}] {outcome.error_type}: {outcome.message}"
 
 
 def _warnings(outcome: SceneOutcome) -> str:
@@ -218,28 +143,63 @@ def _run(
         for task in tasks:
             yield process_scene(task)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future[SceneOutcome], SceneTask] = {
-            pool.submit(process_scene, task): task for task in tasks
-        }
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    from stacmask.pipeline.workers import ScenePool
+
+    yield from ScenePool(workers).run(tasks)
 
 
 def build(
     options: BuildOptions, echo: Callable[[str], None] = print, progress: bool = True
 ) -> BuildReport:
-    """Run a build; each finished scene joins the catalog at once, failures go to failures.json."""
-    from tqdm import tqdm
+    """Run a build; each finished scene joins the catalog at once, failures go to failures.json.
 
+    Leftovers of earlier builds that died are removed first (catalog/runs.py). On SIGINT or
+    SIGTERM (see `stop_on_signals`) the workers are stopped, what was done is reported and
+    BuildInterrupted is raised again.
+    """
     folder = CatalogFolder(options.out)
     folder.ensure()
     report = BuildReport()
+    with BuildRun(folder) as run:
+        if run.cleaned:
+            echo(
+                f"removed {run.cleaned} leftover(s) of earlier interrupted builds "
+                f"({run.cleaned_bytes / 1e6:.1f} MB)"
+            )
+        try:
+            _build(options, folder, run, report, echo, progress)
+        except KeyboardInterrupt as exc:
+            name = exc.args[0] if isinstance(exc, BuildInterrupted) else "SIGINT"
+            echo(_interrupted(name, folder, options, report))
+            raise
+    return report
+
+
+def _interrupted(
+    name: str, folder: CatalogFolder, options: BuildOptions, report: BuildReport
+) -> str:
+    todo = report.found - len(report.done) - len(report.skipped) - len(report.failed)
+    try:
+        held = f"; the catalog holds {len(folder.item_ids(options.output_collection))} scene(s)"
+    except StacmaskError:
+        held = ""
+    return (
+        f"interrupted by {name}: workers stopped; {len(report.done)} scene(s) added by this run, "
+        f"{len(report.failed)} failed, {max(todo, 0)} not done{held}. Run the same command "
+        "again to resume: finished scenes are skipped."
+    )
+
+
+def _build(
+    options: BuildOptions,
+    folder: CatalogFolder,
+    run: BuildRun,
+    report: BuildReport,
+    echo: Callable[[str], None],
+    progress: bool,
+) -> None:
+    from tqdm import tqdm
+
     items = list(
         search_items(
             options.stac_url,
@@ -255,14 +215,22 @@ def build(
     echo(f"found {len(items)} scene(s) in {options.collection} at {options.stac_url}")
     collection_json = source_collection(options.stac_url, options.collection, options.timeout)
     present = folder.item_ids(options.output_collection)
+    if not options.force:
+        _record(echo, folder.forget_failures, present)
     tasks: list[SceneTask] = []
     for item in items:
         try:
-            item_dir = folder.item_dir(options.output_collection, item.id)
+            stage_dir = run.stage_dir(options.output_collection, item.id)
         except StacmaskError as exc:
-            folder.record_failure(item.id, "item", type(exc).__name__, str(exc))
-            report.failed[item.id] = str(exc)
-            echo(f"FAILED {item.id!r} [item] {type(exc).__name__}: {exc}")
+            _fail(
+                folder,
+                report,
+                echo,
+                SceneOutcome(
+                    item.id, 0.0, stage="item", error_type=type(exc).__name__, message=str(exc)
+                ),
+                quote=True,
+            )
             continue
         if item.id in present and not options.force:
             report.skipped.append(item.id)
@@ -271,12 +239,13 @@ def build(
             SceneTask(
                 item=item.to_dict(transform_hrefs=False),
                 source_href=item.get_self_href(),
-                item_dir=item_dir,
+                item_dir=stage_dir,
                 keys=options.keys,
                 method=options.method,
                 timeout=options.timeout,
                 profile=options.profile,
                 sensor=options.sensor,
+                scratch_dir=run.scratch_dir,
             )
         )
     if report.skipped:
@@ -284,21 +253,74 @@ def build(
             f"skipping {len(report.skipped)} scene(s) already in the catalog (use --force to redo)"
         )
     bar = tqdm(total=len(tasks), unit="scene", disable=not progress or not tasks, leave=False)
+    stages = {str(task.item.get("id")): task.item_dir for task in tasks}
     try:
         for outcome in _run(tasks, options.workers, options.scheduler):
             if outcome.item is not None:
-                item = pystac.Item.from_dict(outcome.item)
-                folder.add_item(item, options.output_collection, collection_json)
+                outcome = _publish(folder, options, outcome, collection_json, stages)
+            if outcome.item is not None:
                 report.done.append(outcome.scene_id)
+                bar.write(_describe(outcome) + _warnings(outcome))
             else:
-                folder.record_failure(
-                    outcome.scene_id, outcome.stage, outcome.error_type, outcome.message
-                )
-                report.failed[outcome.scene_id] = f"[{outcome.stage}] {outcome.message}"
+                run.discard(stages[outcome.scene_id])
+                _fail(folder, report, bar.write, outcome)
             if outcome.warnings:
                 report.warnings[outcome.scene_id] = list(outcome.warnings)
-            bar.write(_describe(outcome) + _warnings(outcome))
             bar.update(1)
     finally:
         bar.close()
-    return report
+
+
+def _publish(
+    folder: CatalogFolder,
+    options: BuildOptions,
+    outcome: SceneOutcome,
+    collection_json: dict[str, object],
+    stages: dict[str, Path],
+) -> SceneOutcome:
+    """Put a finished scene into the catalog; a scene that cannot be written (a full disk)
+    comes back as failed at the write stage."""
+    assert outcome.item is not None
+    try:
+        item = pystac.Item.from_dict(outcome.item)
+        folder.add_item(
+            item, options.output_collection, collection_json, staged=stages[outcome.scene_id]
+        )
+    except (OSError, StacmaskError) as exc:
+        return SceneOutcome(
+            outcome.scene_id,
+            outcome.seconds,
+            stage=WRITE_STAGE,
+            error_type=type(exc).__name__,
+            message=describe_error(exc),
+            warnings=outcome.warnings,
+        )
+    return outcome
+
+
+def _fail(
+    folder: CatalogFolder,
+    report: BuildReport,
+    echo: Callable[[str], None],
+    outcome: SceneOutcome,
+    quote: bool = False,
+) -> None:
+    """Report a failed scene and record it in failures.json (a full disk is said, not raised)."""
+    report.failed[outcome.scene_id] = f"[{outcome.stage}] {outcome.message}"
+    echo(_describe(outcome, quote) + _warnings(outcome))
+    _record(
+        echo,
+        folder.record_failure,
+        outcome.scene_id,
+        outcome.stage,
+        outcome.error_type,
+        outcome.message,
+    )
+
+
+def _record(echo: Callable[[str], None], write: Callable[..., None], *args: object) -> None:
+    """Update failures.json; when that fails (a full disk), say so and go on."""
+    try:
+        write(*args)
+    except (OSError, StacmaskError) as exc:
+        echo(f"warning: cannot update failures.json: {describe_error(exc)}")

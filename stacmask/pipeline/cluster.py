@@ -20,7 +20,7 @@ from typing import Any
 
 from stacmask.catalog.folder import write_bytes_atomic
 from stacmask.errors import StacmaskError, StacmaskWarning
-from stacmask.pipeline.build import SceneOutcome, SceneTask, process_scene
+from stacmask.pipeline.scene import SceneOutcome, SceneTask, process_scene
 
 #: Stage recorded in failures.json for a scene whose task raised or whose workers died.
 WORKER_STAGE = "worker"

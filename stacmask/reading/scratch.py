@@ -8,14 +8,39 @@ memory follows the strip, not the scene. The file lives until `close()`.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import shutil
 import tempfile
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
+
+
+def reserve(fd: int, size: int, directory: str) -> None:
+    """Allocate `size` bytes of disk for the file `fd` (in `directory`) now: a memory map of a
+    sparse file on a disk that fills up dies of SIGBUS on first touch; a reservation fails here
+    with ENOSPC, saying how much was asked where."""
+    if not size:
+        return
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+        else:  # macOS: no posix_fallocate; the free space is checked instead
+            if shutil.disk_usage(directory).free < size:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.ftruncate(fd, size)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise OSError(
+            errno.ENOSPC,
+            f"{os.strerror(errno.ENOSPC)}: no room for a {size / 1e6:.0f} MB scratch raster in "
+            f"{directory} (set TMPDIR to a folder with more free space)",
+        ) from exc
 
 
 class ScratchRaster:
@@ -31,18 +56,23 @@ class ScratchRaster:
     ) -> None:
         self.bands, self.height, self.width = bands, height, width
         self.dtype = np.dtype(dtype)
-        self._file: tempfile._TemporaryFileWrapper[bytes] | None = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives until close())
+        # No name: the file goes with the process, also when it is killed.
+        self._file: BinaryIO | None = tempfile.TemporaryFile(  # noqa: SIM115 (lives until close())
             prefix="stacmask-scratch-", suffix=".raw", dir=directory, buffering=0
         )
         size = bands * height * width * self.dtype.itemsize
-        self._file.truncate(size)
-        self._map = mmap.mmap(self._file.fileno(), size) if size else None
+        try:
+            reserve(self._file.fileno(), size, os.fspath(directory or tempfile.gettempdir()))
+            self._map = mmap.mmap(self._file.fileno(), size) if size else None
+        except BaseException:
+            self._file.close()
+            raise
         self._last_read: tuple[int, int] | None = None
 
     def _offset(self, band: int, row: int) -> int:
         return (band * self.height + row) * self.width * self.dtype.itemsize
 
-    def _opened(self) -> tempfile._TemporaryFileWrapper[bytes]:
+    def _opened(self) -> BinaryIO:
         if self._file is None:
             raise RuntimeError("scratch raster is closed")
         return self._file
@@ -92,7 +122,7 @@ class ScratchRaster:
             self._map.madvise(mmap.MADV_DONTNEED, first, length + start - first)
 
     def close(self) -> None:
-        """Remove the file."""
+        """Close (and so remove) the file."""
         # The map is not closed here: views handed out keep it (their base) and their data valid
         # until they go; closing it under them would crash. The last view unmaps it.
         self._map = None
