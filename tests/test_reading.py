@@ -130,8 +130,7 @@ def test_scratch_raster_round_trip(tmp_path: Path) -> None:
             scratch.write(band, 0, values[band, :3])
             scratch.write(band, 3, values[band, 3:])
         assert np.array_equal(scratch.read(1, 3), values[:, 1:4])
-        assert len(list(tmp_path.iterdir())) == 1
-    assert not list(tmp_path.iterdir())
+        assert not list(tmp_path.iterdir())  # a file without a name: a kill leaves nothing
     with pytest.raises(RuntimeError, match="closed"):
         scratch.read(0, 1)
 

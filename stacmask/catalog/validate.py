@@ -2,8 +2,8 @@
 
 Walks catalog.json through its child and item links (stacmask.catalog.walk), validates each
 object with stac-validator (core and extension schemas, offline through a schema map when
-given), checks that every link and local asset it names exists inside the catalog folder, and
-reports each problem with the file it is in.
+given), checks that every link and local asset it names exists inside the catalog folder (with
+the `file:size` the item gives), and reports each problem with the file it is in.
 """
 
 from __future__ import annotations
@@ -61,8 +61,21 @@ def _objects(root: Path, problems: list[Problem]) -> Iterator[Path]:
         yield node.path
         for key, asset in (data.get("assets") or {}).items():
             href = str(asset.get("href", ""))
-            if _is_local(href) and not (node.path.parent / urlparse(href).path).exists():
+            if not _is_local(href):
+                continue
+            file = node.path.parent / urlparse(href).path
+            if not file.exists():
                 problems.append(Problem(node.path, f"asset {key!r} points to missing file {href}"))
+            elif isinstance(asset.get("file:size"), int) and file.is_file():
+                size = file.stat().st_size
+                if size != asset["file:size"]:
+                    problems.append(
+                        Problem(
+                            node.path,
+                            f"asset {key!r}: {href} is {size} bytes, the item says "
+                            f"{asset['file:size']} (the file is not the one the item describes)",
+                        )
+                    )
 
 
 def _schema_problems(path: Path, schema_map: Path | None) -> list[str]:

@@ -182,8 +182,9 @@ def is_no_space(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if "no space left on device" in str(current).lower():
-            return True
+        text = str(current).lower()
+        if "no space left on device" in text or "free disk space available is" in text:
+            return True  # the second: GDAL's check before it writes a GeoTIFF
         current = current.__cause__ or current.__context__
     return False
 
