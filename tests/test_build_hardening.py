@@ -14,8 +14,9 @@ import pytest
 import rasterio
 
 from stacmask.catalog.folder import CatalogFolder
+from stacmask.cli import app
 from tests.sample_api import SampleStacApi
-from tests.test_build import COLLECTION, assert_valid, build, make_scenes
+from tests.test_build import COLLECTION, assert_valid, build, make_scenes, runner
 
 
 @pytest.fixture
@@ -205,3 +206,16 @@ def test_suspicious_values_are_published_with_a_warning_naming_the_file(
             (x for x in result.output.splitlines() if needle in x), f"no {needle!r} warning"
         )
         assert line.startswith(f"warning {bad_id}: {api.url}data/"), result.output
+
+
+def test_validate_finds_an_asset_that_is_not_the_one_its_item_describes(
+    tmp_path: Path, api: SampleStacApi, schema_map: Path
+) -> None:
+    out = tmp_path / "cat"
+    assert build(out, api).exit_code == 0
+    first, second = list(api.items)
+    mask = out / COLLECTION / first / f"{first}_mask.tif"
+    mask.write_bytes((out / COLLECTION / second / f"{second}_mask.tif").read_bytes() + b"\0")
+    result = runner.invoke(app, ["validate", str(out), "--schema-map", str(schema_map)])
+    assert result.exit_code != 0
+    assert f"asset 'mask': ./{first}_mask.tif is" in result.output
