@@ -55,7 +55,7 @@ def missed(labels: str, scores: object) -> str:
         if floor and value < bound:
             misses.append(f"{metric} < {bound}")
         elif not floor and abs(value) > bound:
-            misses.append(f"|{metric}| > {bound}")
+            misses.append(f"abs({metric}) > {bound}")
     return ", ".join(misses) or "met"
 
 
