@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from rio_cogeo.cogeo import cog_validate
+from typer.testing import CliRunner
 
-from stacmask.constants import CLOUD, DEFAULT_GAINS, NODATA, SHADOW
+from stacmask.cli import app
+from stacmask.constants import CLOUD, DEFAULT_GAINS, NODATA, PROBABILITY_ASSET, SHADOW
 from stacmask.evaluate import score
 from stacmask.methods import DEFAULT_METHOD
 from stacmask.methods.csmask import CsmaskConfig, working_plan
@@ -23,6 +27,8 @@ from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 from tests.labelled import SCENES, LabelledScene, SceneScores, mask_file, score_mask
 from tests.rasters import landsat8_clip, mask_synthetic_scene
+from tests.sample_api import SampleStacApi
+from tests.test_build import COLLECTION, make_scenes
 
 #: Floors a little below what the default reaches with `stacmask mask --reflectance FILE`
 #: (measured, docs/methods.md): (kappa, cloud F1, shadow F1, |cloud err|, |shadow err|).
@@ -193,3 +199,34 @@ def test_shadows_fall_away_from_the_sun_when_it_is_known() -> None:
     without = np.concatenate([s[1] for s in HybridMethod().classify(blind)])
     assert np.count_nonzero(with_sun == SHADOW) <= np.count_nonzero(without == SHADOW)
     assert np.array_equal(with_sun == CLOUD, without == CLOUD)
+
+
+def test_build_publishes_the_default_cloud_probability(tmp_path: Path) -> None:
+    """`stacmask build` with the default method publishes the CNN's cloud probability as the
+    item asset `cloud_probability` (a COG on the mask's grid, percent, 255 no data; pixels at
+    >= 51 % are cloud in the mask); `--no-probability` leaves it out."""
+    served = tmp_path / "served"
+    served.mkdir()
+    with SampleStacApi(served) as api:
+        api.add_scene(make_scenes(served, 1)[0])
+        item_id = next(iter(api.items))
+        for flag, published in (((), True), (("--no-probability",), False)):
+            out = tmp_path / f"catalog{len(flag)}"
+            result = CliRunner().invoke(
+                app, ["build", "--out", str(out), "--stac-url", api.url, "--quiet", *flag]
+            )
+            assert result.exit_code == 0, result.output
+            folder = out / COLLECTION / item_id
+            item = json.loads((folder / f"{item_id}.json").read_text())
+            assert item["properties"]["stacmask:method"] == DEFAULT_METHOD
+            assert (PROBABILITY_ASSET in item["assets"]) == published
+            path = folder / f"{item_id}_{PROBABILITY_ASSET}.tif"
+            assert path.exists() == published
+    path = tmp_path / "catalog0" / COLLECTION / item_id / f"{item_id}_{PROBABILITY_ASSET}.tif"
+    assert cog_validate(path, quiet=True)[0]
+    with rasterio.open(path) as src, rasterio.open(path.with_name(f"{item_id}_mask.tif")) as m:
+        percent, classes = src.read(1), m.read(1)
+        assert src.nodata == NODATA and src.transform == m.transform
+    valid = classes != NODATA
+    assert percent[valid].max() <= 100
+    assert np.all(classes[valid & (percent >= 51)] == CLOUD)

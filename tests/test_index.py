@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stacmask.catalog import index as index_module
+from stacmask.catalog import walk as walk_module
 from stacmask.catalog.index import INDEX_DIR, SNAPSHOT, CatalogIndex
 from stacmask.errors import StacmaskWarning
 from stacmask.serve.params import build_search
@@ -53,6 +54,32 @@ def test_a_second_open_reads_only_what_changed(tmp_path: Path) -> None:
     link_items(root, [synthetic_item(n)["id"] for n in range(10)])  # unlink all but ten
     assert later.refresh() == 0 and later.item_count() == 10
     assert CatalogIndex(root).item_count() == 10
+
+
+def test_an_open_with_the_catalog_unchanged_looks_at_no_item_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_catalog(tmp_path / "cat", 40)
+    assert CatalogIndex(root).read_at_open == 40
+    resolved: list[str] = []
+    original = walk_module._Resolver.target
+
+    def counting(self: walk_module._Resolver, folder: str, href: str) -> object:
+        resolved.append(href)
+        return original(self, folder, href)
+
+    monkeypatch.setattr(walk_module._Resolver, "target", counting)
+    index = CatalogIndex(root)
+    assert index.read_at_open == 0 and index.item_count() == 40
+    assert all(not href.endswith(".json") or "collection" in href for href in resolved)
+    assert set(index.collections) == {COLLECTION}
+
+    link_items(root, write_items(root, range(40, 42)), replace=False)  # collection.json changes
+    resolved.clear()
+    later = CatalogIndex(root)
+    assert later.read_at_open == 2 and later.item_count() == 42
+    assert sum(href.endswith(".json") and "collection" not in href for href in resolved) == 42
+    assert CatalogIndex(root).read_at_open == 0
 
 
 def test_a_running_index_catches_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -578,3 +578,32 @@ def test_every_declared_cql2_class_works(
         query = json.loads(text) if method == "POST" else text
         found = {item.id for item in client.search(method=method, filter=query).items()}
         assert found == expected, f"{name}: {text}"
+
+
+def test_a_rebuilt_item_is_served_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages are joined from rendered items kept between requests: an item a build redoes
+    (its file and its collection rewritten) is served with its new content."""
+    from stacmask.catalog import index as index_module
+    from tests.synthetic_catalog import COLLECTION, link_items, synthetic_item, write_catalog
+
+    monkeypatch.setattr(index_module, "CHECK_INTERVAL", 0.0)
+    root = write_catalog(tmp_path / "cat", 12)
+    redone = synthetic_item(5)
+    with ServerThread(create_app(root)) as server:
+
+        def cover() -> float:
+            page = requests.get(f"{server.url}/search", params={"limit": 20}, timeout=10).json()
+            found = [f for f in page["features"] if f["id"] == redone["id"]]
+            assert len(found) == 1 and len(page["features"]) == 12
+            return float(found[0]["properties"]["eo:cloud_cover"])
+
+        before = cover()
+        assert cover() == before  # served from the kept rendering
+        redone["properties"]["eo:cloud_cover"] = 77.25
+        path = root / COLLECTION / redone["id"] / f"{redone['id']}.json"
+        path.write_text(json.dumps(redone))
+        link_items(root, [synthetic_item(n)["id"] for n in range(12)])  # collection rewritten
+        deadline = time.monotonic() + 30
+        while cover() != 77.25:
+            assert time.monotonic() < deadline, "the redone item was not served anew"
+            time.sleep(0.05)

@@ -70,6 +70,9 @@ class CatalogNode:
     doc: JsonDict
     #: The collection this node is, or lies in (None above any collection).
     collection: str | None
+    #: (mtime_ns, size) of the file, taken before it was read: a later change shows as a
+    #: different status, never as a status that matches a newer file than the one read.
+    status: tuple[int, int] = (-1, -1)
 
     @property
     def is_collection(self) -> bool:
@@ -186,12 +189,22 @@ class _Resolver:
         return real, status
 
 
+def file_status(path: Path | str) -> tuple[int, int]:
+    """(mtime_ns, size) of a file, (-1, -1) when it cannot be read."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (status.st_mtime_ns, status.st_size)
+
+
 def walk_catalog(
-    catalog: Path | str, on_problem: ProblemReporter = warn_problem
+    catalog: Path | str, on_problem: ProblemReporter = warn_problem, *, items: bool = True
 ) -> Iterator[CatalogNode | ItemLink]:
     """Every catalog, collection (read) and item (listed) reachable from the root, each once.
 
     The root catalog comes first; a node is yielded before the nodes and items it links to.
+    With `items=False` only the catalogs and collections (their item links are not checked).
     """
     top = catalog_file(catalog)
     root = top.parent
@@ -199,8 +212,10 @@ def walk_catalog(
     skip = len(str(root)) + 1
     seen: set[str] = {str(top)}
     pending: deque[tuple[Path, str | None]] = deque([(top, None)])
+    wanted = ("child", "item") if items else ("child",)
     while pending:
         path, parent_collection = pending.popleft()
+        node_status = file_status(path)
         try:
             doc = read_json(path)
         except CatalogError as exc:
@@ -211,9 +226,9 @@ def walk_catalog(
         links = [
             (str(link["rel"]), str(link.get("href") or ""))
             for link in doc.get("links") or []
-            if isinstance(link, dict) and link.get("rel") in ("child", "item")
+            if isinstance(link, dict) and link.get("rel") in wanted
         ]  # taken before the node is yielded: a caller may change its doc
-        yield CatalogNode(path, str(path)[skip:], doc, collection)
+        yield CatalogNode(path, str(path)[skip:], doc, collection, node_status)
         folder = str(path.parent)
         for rel, href in links:
             found = resolver.target(folder, href)

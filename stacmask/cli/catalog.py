@@ -241,7 +241,9 @@ def serve(
         typer.echo("STAC Browser  not built: run `stacmask browser build`")
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: bound to {host}: other machines can read this catalog", err=True)
-    uvicorn.run(server_app, host=host, port=port, log_level="warning")
+    # h11 parses any request target and lets the app answer 414 for an overlong one (httptools,
+    # when installed, would drop such requests with a bare 400).
+    uvicorn.run(server_app, host=host, port=port, log_level="warning", http="h11")
 
 
 browser_app = typer.Typer(help="STAC Browser for `stacmask serve`.", no_args_is_help=True)

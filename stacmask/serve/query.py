@@ -70,9 +70,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One page of matching items, and how many match in all."""
+    """One page of matching items (not read yet), and how many match in all."""
 
-    items: tuple[IndexedItem, ...]
+    items: tuple[Hit, ...]
     matched: int
     search: Search
 
@@ -244,7 +244,7 @@ def load(index: CatalogIndex, hits: Sequence[Hit]) -> list[IndexedItem]:
 def search_page(index: CatalogIndex, search: Search) -> SearchResult:
     """The page of matching items that `search.offset` and `search.limit` ask for."""
     hits, matched = _query(index, search, limit=search.limit, offset=search.offset)
-    return SearchResult(tuple(load(index, hits)), matched, search)
+    return SearchResult(tuple(hits), matched, search)
 
 
 def find_item(index: CatalogIndex, collection: str, item_id: str) -> IndexedItem | None:

@@ -43,7 +43,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stacmask.catalog.index import CatalogIndex
 from stacmask.errors import QueryError
 from stacmask.serve.browser import browser_dist
+from stacmask.serve.features import RenderedItems
 from stacmask.serve.openapi import OPENAPI_MEDIA_TYPE, openapi_document, openapi_page
+from stacmask.serve.params import Search
 from stacmask.serve.query import (
     IndexedItem,
     JsonDict,
@@ -260,18 +262,20 @@ class StacApi:
 
     def __init__(self, index: CatalogIndex) -> None:
         self.index = index
+        self.rendered = RenderedItems(index, self._item_json)
 
     # -- URL helpers ------------------------------------------------------------------------
     @staticmethod
     def _base(request: Request) -> str:
         return str(request.base_url)
 
-    def _file_url(self, request: Request, relpath: str) -> str:
-        return f"{self._base(request)}{CATALOG_PREFIX}/{quote(relpath)}"
+    @staticmethod
+    def _file_url(base: str, relpath: str) -> str:
+        return f"{base}{CATALOG_PREFIX}/{quote(relpath)}"
 
-    def _item_json(self, request: Request, entry: IndexedItem) -> JsonDict:
-        base = self._base(request)
-        file_url = self._file_url(request, entry.relpath)
+    def _item_json(self, base: str, entry: IndexedItem) -> JsonDict:
+        """An item as the API serves it under `base`: hrefs absolute, its own links."""
+        file_url = self._file_url(base, entry.relpath)
         # The item was read from its file for this request: its dict is ours to change.
         resolve = url_resolver(f"{base}{CATALOG_PREFIX}/", entry.relpath)
         item = resolve_hrefs(entry.item, resolve, in_place=True)
@@ -307,7 +311,7 @@ class StacApi:
         if node is None:
             raise HTTPException(404, f"no collection {collection_id!r}")
         base = self._base(request)
-        file_url = self._file_url(request, node.relpath)
+        file_url = self._file_url(base, node.relpath)
         doc = resolve_hrefs(node.doc, url_resolver(f"{base}{CATALOG_PREFIX}/", node.relpath))
         url = f"{base}collections/{quote(collection_id)}"
         keep = [
@@ -331,10 +335,17 @@ class StacApi:
         ]
         return doc
 
-    def _page(
-        self, request: Request, result: SearchResult, params: dict[str, Any], post: bool
-    ) -> JsonResponse:
+    async def _page(
+        self, request: Request, search: Search, params: dict[str, Any], post: bool
+    ) -> Response:
+        """The page of `search` as a FeatureCollection, with its paging links."""
         base = self._base(request)
+
+        def select_and_render() -> tuple[SearchResult, list[bytes]]:
+            result = search_page(self.index, search)
+            return result, self.rendered.features(base, result.items)
+
+        result, features = await run_in_threadpool(select_and_render)
         links: list[JsonDict] = [{"rel": "root", "href": base, "type": STAC_JSON}]
         pages: list[tuple[str, int | None]] = [("self", None)]
         pages += [("next", result.next_offset), ("prev", result.previous_offset)]
@@ -353,14 +364,17 @@ class StacApi:
             else:
                 link = {"href": str(request.url.replace(query=urlencode(query)))}
             links.append({"rel": rel, "type": GEOJSON, **link})
-        body = {
-            "type": "FeatureCollection",
-            "features": [self._item_json(request, entry) for entry in result.items],
-            "links": links,
-            "numberMatched": result.matched,
-            "numberReturned": len(result.items),
-        }
-        return JsonResponse(body, media_type=GEOJSON)
+        rest = {"links": links, "numberMatched": result.matched, "numberReturned": len(features)}
+        # The features are joined as rendered (bytes): a page is not serialized item by item.
+        body = b"".join(
+            (
+                b'{"type":"FeatureCollection","features":[',
+                b",".join(features),
+                b"],",
+                orjson.dumps(rest)[1:],
+            )
+        )
+        return Response(body, media_type=GEOJSON)
 
     # -- routes ----------------------------------------------------------------------------
     async def landing(self, request: Request) -> Response:
@@ -509,8 +523,7 @@ class StacApi:
         if collection_id not in params.get("collections", collection_id).split(","):
             raise QueryError(f"collections {params['collections']!r} excludes {collection_id!r}")
         search = parse_search({**params, "collections": collection_id}, method="GET")
-        result = await run_in_threadpool(search_page, self.index, search)
-        return self._page(request, result, params, post=False)
+        return await self._page(request, search, params, post=False)
 
     async def item(self, request: Request) -> Response:
         """One item."""
@@ -519,19 +532,17 @@ class StacApi:
         entry = await run_in_threadpool(find_item, self.index, collection_id, item_id)
         if entry is None:
             raise HTTPException(404, f"no item {item_id!r} in collection {collection_id!r}")
-        return JsonResponse(self._item_json(request, entry), media_type=GEOJSON)
+        return JsonResponse(self._item_json(self._base(request), entry), media_type=GEOJSON)
 
     async def search(self, request: Request) -> Response:
         """Item search by GET (query string) or POST (JSON body)."""
         if request.method == "POST":
             params = await _json_body(request)
             search = parse_search(params, method="POST")
-            result = await run_in_threadpool(search_page, self.index, search)
-            return self._page(request, result, params, post=True)
+            return await self._page(request, search, params, post=True)
         query = dict(request.query_params)
         search = parse_search(query, method="GET")
-        result = await run_in_threadpool(search_page, self.index, search)
-        return self._page(request, result, query, post=False)
+        return await self._page(request, search, query, post=False)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
