@@ -131,6 +131,10 @@ def uint8_band(api: SampleStacApi, item: dict[str, Any]) -> None:
     rewrite_band(api, item, "BAND3", lambda v, p: (v // 4).astype(np.uint8))
 
 
+def mixed_types(api: SampleStacApi, item: dict[str, Any]) -> None:
+    rewrite_band(api, item, "BAND4", lambda v, p: v.astype(np.int16) - 7)  # read as uint16
+
+
 def no_geometry(api: SampleStacApi, item: dict[str, Any]) -> None:
     item["geometry"] = None
     item.pop("bbox", None)
@@ -143,6 +147,7 @@ BAD_DATA = {
     "3-band file for one band": (three_band_file, "[read] BandReadError", "raster has 3 bands"),
     "float DN": (float_band, "[read] BandReadError", "holds float32 values"),
     "uint8 DN": (uint8_band, "[read] BandReadError", "holds uint8 values"),
+    "mixed types": (mixed_types, "[read] BandReadError", "nir band holds int16 values"),
     "no geometry": (no_geometry, "[item] ItemError", "has no geometry"),
 }
 

@@ -176,6 +176,13 @@ class RasterBandSource:
             for number, band in enumerate(self.main):
                 with self._open(band, grid) as opened:
                     self._check_band(band, opened.file_bands, opened.dtype)
+                    if number and opened.dtype != self.dtype:
+                        raise BandReadError(
+                            band.href,
+                            f"{band.name} band holds {opened.dtype} values, the "
+                            f"{self.main[0].name} band {self.dtype}: the four bands are read "
+                            f"as {self.dtype} and must share a type",
+                        )
                     if number == 0:
                         self.dtype = opened.dtype
                         assert opened.nodata is not None  # reflectance bands always have one
