@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +150,21 @@ def test_scratch_views_outlive_the_scratch_file(tmp_path: Path) -> None:
     assert writable[0, 0, 0] == 9
     with pytest.raises(ValueError, match="read-only"):
         view[0, 0, 0] = 1
+
+
+@pytest.mark.parametrize("fallocate", [True, False])
+def test_scratch_raster_larger_than_the_free_space_is_refused_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallocate: bool
+) -> None:
+    """A scratch file is reserved before it is mapped (a sparse map on a full disk dies of
+    SIGBUS); without posix_fallocate (macOS) the free space is checked instead."""
+    if not fallocate:
+        monkeypatch.delattr(os, "posix_fallocate")
+    too_big = shutil.disk_usage(tmp_path).free + (1 << 20)
+    with pytest.raises(OSError, match=r"no room for a \d+ MB scratch raster in") as caught:
+        ScratchRaster(1, 1, too_big, np.uint8, tmp_path)
+    assert caught.value.errno == errno.ENOSPC
+    assert not list(tmp_path.iterdir())
+    with ScratchRaster(1, 2, 3, np.uint8, tmp_path) as scratch:
+        scratch.write(0, 0, np.ones((2, 3), np.uint8))
+        assert scratch.read(0, 2).sum() == 6

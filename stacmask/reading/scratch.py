@@ -19,6 +19,23 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+#: posix_fallocate errors of a file system that cannot preallocate.
+UNSUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
+
+
+def _allocate(fd: int, size: int, directory: str) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+        return
+    except AttributeError:  # macOS has no posix_fallocate
+        pass
+    except OSError as exc:
+        if exc.errno not in UNSUPPORTED:
+            raise
+    if shutil.disk_usage(directory).free < size:  # then the free space is checked instead
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.ftruncate(fd, size)
+
 
 def reserve(fd: int, size: int, directory: str) -> None:
     """Allocate `size` bytes of disk for the file `fd` (in `directory`) now: a memory map of a
@@ -27,12 +44,7 @@ def reserve(fd: int, size: int, directory: str) -> None:
     if not size:
         return
     try:
-        if hasattr(os, "posix_fallocate"):
-            os.posix_fallocate(fd, 0, size)
-        else:  # macOS: no posix_fallocate; the free space is checked instead
-            if shutil.disk_usage(directory).free < size:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            os.ftruncate(fd, size)
+        _allocate(fd, size, directory)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
