@@ -14,11 +14,12 @@ import pystac
 
 from stacmask.catalog.folder import CatalogFolder, check_id
 from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
-from stacmask.errors import BandReadError, ItemError, MetadataError, StacmaskError
+from stacmask.errors import BandReadError, ItemError, MetadataError, StacmaskError, redact
 from stacmask.output.item import mask_item
 from stacmask.pipeline.masking import MaskResult, mask_scene
 from stacmask.pipeline.source_search import search_items, source_collection
 from stacmask.reading.rasters import RasterBandSource
+from stacmask.reading.storage import gdal_path, with_alternates, without_secrets
 from stacmask.sensors.inputs import SensorOptions
 from stacmask.sensors.registry import DEFAULT_SENSOR, get_sensor
 
@@ -35,6 +36,8 @@ class BuildOptions:
     datetime: str | None = None
     ids: Sequence[str] | None = None
     max_items: int | None = None
+    #: STAC query-extension filter sent with the search, e.g. {"cbers:data_type": {"eq": "L4"}}.
+    query: dict[str, Any] | None = None
     #: Mask method; None: the sensor's default.
     method: str | None = None
     workers: int = 1
@@ -114,13 +117,15 @@ def process_scene(task: SceneTask) -> SceneOutcome:
     scene_id = str(task.item.get("id"))
     stage = "item"
     try:
-        source_item = pystac.Item.from_dict(task.item)
+        options = task.sensor_options
+        source_item = pystac.Item.from_dict(with_alternates(task.item, options.access.alternate))
         check_id(source_item.id)
         sensor = get_sensor(task.profile)
-        options = task.sensor_options
         method = sensor.method(task.method, options)
         stage = "metadata"
-        inputs = sensor.scene_inputs(source_item, options)
+        inputs = sensor.scene_inputs(source_item, options).with_hrefs(
+            lambda href: gdal_path(href, options.access)
+        )
         inputs.require(method.bands, f"the {method.name} method")
         stage = "read"
 
@@ -144,7 +149,14 @@ def process_scene(task: SceneTask) -> SceneOutcome:
             info = bands.info
         stage = "item"
         item = mask_item(
-            source_item, inputs, method, result, info, mask_path, preview_path, task.source_href
+            source_item,
+            inputs,
+            method,
+            result,
+            info,
+            mask_path,
+            preview_path,
+            without_secrets(task.source_href),
         )
         return SceneOutcome(
             scene_id,
@@ -158,7 +170,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
             time.monotonic() - started,
             stage=next((name for kind, name in ERROR_STAGES if isinstance(exc, kind)), stage),
             error_type=type(exc).__name__,
-            message=str(exc),
+            message=redact(str(exc)),
         )
 
 
@@ -206,6 +218,12 @@ def build(
     folder = CatalogFolder(options.out)
     folder.ensure()
     report = BuildReport()
+
+    def rejected(item_id: str, reason: str) -> None:  # a bad search result fails alone
+        folder.record_failure(item_id or "(no id)", "search", "ItemError", redact(reason))
+        report.failed[item_id] = f"[search] {reason}"
+        echo(f"FAILED {item_id!r} [search] ItemError: {redact(reason)}")
+
     items = list(
         search_items(
             options.stac_url,
@@ -214,12 +232,18 @@ def build(
             datetime=options.datetime,
             ids=options.ids,
             max_items=options.max_items,
+            query=options.query,
             timeout=options.timeout,
+            access=options.sensor.access,
+            rejected=rejected,
+            notice=echo,
         )
     )
     report.found = len(items)
     echo(f"found {len(items)} scene(s) in {options.collection} at {options.stac_url}")
-    collection_json = source_collection(options.stac_url, options.collection, options.timeout)
+    collection_json = source_collection(
+        options.stac_url, options.collection, options.timeout, options.sensor.access
+    )
     present = folder.item_ids(options.output_collection)
     tasks: list[SceneTask] = []
     for item in items:

@@ -35,7 +35,7 @@ from stacmask.sensors.inputs import (
     SensorOptions,
 )
 from stacmask.sensors.registry import Sensor
-from stacmask.sensors.stac import asset_href, kept_properties, source_providers
+from stacmask.sensors.stac import asset_href, kept_properties, source_providers, sun_angles
 
 NAME: Final = "cbers4a-wpm"
 #: Source properties kept on the mask item besides the common ones (BDC tiles, path and row).
@@ -119,7 +119,9 @@ def scene_inputs(item: pystac.Item, options: SensorOptions) -> SceneInputs:
     with warnings.catch_warnings():
         # Default gains are no fault of the scene: its item records them (stacmask:calibration).
         warnings.simplefilter("ignore", StacmaskWarning)
-        radiometry = read_radiometry(xml, item.datetime, options.timeout)
+        radiometry = read_radiometry(xml, item.datetime, options.timeout, options.access)
+    # The item's view:sun_* where the XML has none, or there is no XML (AWS without metadata).
+    radiometry = radiometry.or_sun(*sun_angles(item))
     return band_inputs(
         hrefs,
         radiometry,
