@@ -19,6 +19,28 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+GEOJSON = "application/geo+json"
+#: What a STAC API with item search declares (pystac-client needs it to search).
+CONFORMANCE = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/item-search",
+]
+
+
+def landing(base: str) -> dict[str, Any]:
+    """A STAC API landing page at `base` with GET and POST item search."""
+    return {
+        "type": "Catalog",
+        "id": "api",
+        "stac_version": "1.0.0",
+        "description": "scripted",
+        "conformsTo": CONFORMANCE,
+        "links": [
+            {"rel": "search", "type": GEOJSON, "href": f"{base}/search", "method": "GET"},
+            {"rel": "search", "type": GEOJSON, "href": f"{base}/search", "method": "POST"},
+        ],
+    }
+
 
 @dataclass(frozen=True)
 class Request:

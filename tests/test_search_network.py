@@ -19,14 +19,9 @@ import pytest
 
 from stacmask.errors import SourceError
 from stacmask.pipeline.source_search import PAGE_SIZE, search_items, source_collection
-from tests.scripted_http import Answer, Request, ScriptedServer
+from tests.scripted_http import CONFORMANCE, GEOJSON, Answer, Request, ScriptedServer, landing
 
 COLLECTION = "CB4A-WPM-L4-DN-1"
-GEOJSON = "application/geo+json"
-CONFORMANCE = [
-    "https://api.stacspec.org/v1.0.0/core",
-    "https://api.stacspec.org/v1.0.0/item-search",
-]
 
 
 def feature(item_id: str, **properties: Any) -> dict[str, Any]:
@@ -41,20 +36,6 @@ def feature(item_id: str, **properties: Any) -> dict[str, Any]:
         "properties": {"datetime": "2021-01-04T13:30:00Z", **properties},
         "links": [],
         "assets": {},
-    }
-
-
-def landing(base: str) -> dict[str, Any]:
-    return {
-        "type": "Catalog",
-        "id": "api",
-        "stac_version": "1.0.0",
-        "description": "scripted",
-        "conformsTo": CONFORMANCE,
-        "links": [
-            {"rel": "search", "type": GEOJSON, "href": f"{base}/search", "method": "GET"},
-            {"rel": "search", "type": GEOJSON, "href": f"{base}/search", "method": "POST"},
-        ],
     }
 
 
