@@ -102,8 +102,17 @@ def band_inputs(
     )
 
 
+def _integer(name: str, value: Any) -> Any:
+    """BDC's `path` and `row` are strings ("198"): published as integers."""
+    if name in ("path", "row", "cbers:path", "cbers:row") and isinstance(value, str):
+        return int(value) if value.strip().isdigit() else value
+    return value
+
+
 def _properties(item: pystac.Item) -> tuple[tuple[str, Any], ...]:
-    kept = kept_properties(item, KEPT_PROPERTIES)
+    kept = tuple(
+        (name, _integer(name, value)) for name, value in kept_properties(item, KEPT_PROPERTIES)
+    )
     scene = INPE_SCENE_ID.match(item.id)
     if scene and "cbers:path" not in item.properties:
         # Path and row from INPE's id pattern, so catalogs can be filtered by them.
@@ -139,5 +148,7 @@ SENSOR: Final = Sensor(
     default_collection=DEFAULT_COLLECTION,
     # Every method of the registry works on its four bands; physical first.
     methods=(DEFAULT_METHOD, *(name for name in METHODS if name != DEFAULT_METHOD)),
+    supports="the cbers4a-wpm sensor reads CBERS-4A WPM L4 DN scenes (blue, green, red and NIR "
+    "band assets, named by --band-keys, and INPE's XML for gains and sun angles)",
     scene_inputs=scene_inputs,
 )
