@@ -245,6 +245,8 @@ def build(
         options.stac_url, options.collection, options.timeout, options.sensor.access
     )
     present = folder.item_ids(options.output_collection)
+    # A BDC access token goes to the API's own host only (reading/storage.py).
+    sensor_options = replace(options.sensor, access=options.sensor.access.for_api(options.stac_url))
     tasks: list[SceneTask] = []
     for item in items:
         try:
@@ -266,7 +268,7 @@ def build(
                 method=options.method,
                 timeout=options.timeout,
                 profile=options.profile,
-                sensor=options.sensor,
+                sensor=sensor_options,
             )
         )
     if report.skipped:
