@@ -285,7 +285,8 @@ def test_planetary_computer_landsat_c2_l2(tmp_path: Path, schema_map: Path) -> N
         api.move_hrefs(item, landsat_bands(item, tmp_path / item["id"]))
     out = tmp_path / "cat"
     with api:
-        result = build(out, api, "--profile", "landsat-c2")
+        # Signing leaves hrefs off Azure blob storage as they are (these moved to 127.0.0.1).
+        result = build(out, api, "--profile", "landsat-c2", "--sign", "planetary-computer")
         gets = [r for r in api.server.requests if r.route == "/search" and r.method == "GET"]
     assert result.exit_code == 0, result.output
     assert gets and gets[0].query["token"] == ["2"]  # PC's GET next link
@@ -381,3 +382,25 @@ def test_s3_without_credentials_is_a_clear_scene_failure(
     assert result.exit_code == 1
     failure = next(iter(CatalogFolder(out).failures().values()))
     assert "AWS_NO_SIGN_REQUEST=YES" in failure["message"]
+
+
+def test_alternate_s3_hrefs_instead_of_login_only_https(
+    tmp_path: Path, schema_map: Path, s3: S3Stand
+) -> None:
+    """USGS landsatlook-style items: https hrefs need a login (refused here), their
+    `alternate.s3` hrefs do not; `--alternate s3` reads those."""
+    items = features("earthsearch-landsat-c2-l2", "interaction00.json", collection="landsat-c2-l2")
+    api = RecordedApi("earthsearch", recorded("earthsearch-s2-l1c", "interaction00.json"), items)
+    item = items[0]
+    for key, file in landsat_bands(item, tmp_path / item["id"]).items():
+        asset = item["assets"][key]
+        s3.put(asset["href"], file)
+        asset["alternate"] = {"s3": {"href": asset["href"]}}
+        asset["href"] = f"{api.server.url}/login-only/{key}.TIF"
+    out = tmp_path / "cat"
+    with api:
+        without = build(tmp_path / "without", api, "--profile", "landsat-c2", "--timeout", "5")
+        result = build(out, api, "--profile", "landsat-c2", "--alternate", "s3")
+    assert without.exit_code == 1 and "404" in without.output
+    assert result.exit_code == 0, result.output
+    _landsat_check(out, item, schema_map)
