@@ -172,7 +172,7 @@ def open_raster(path: str) -> DatasetReader:
     """rasterio.open for what `gdal_path` makes (and local paths); other GDAL prefixes refused.
 
     The reader's last guard: whatever reaches it, only /vsicurl/http(s), /vsis3/ and plain
-    paths are opened.
+    paths are opened (an http(s) or s3 URL is turned into one; other schemes are refused).
     """
     if path.startswith("/vsi") or path.startswith("\\vsi"):
         rest = path.split("/", 2)[-1] if path.startswith("/vsi") else ""
@@ -181,8 +181,8 @@ def open_raster(path: str) -> DatasetReader:
         )
         if not allowed:
             raise HrefRefused(path, "GDAL virtual file prefixes other than the reader's own")
-    elif _scheme(path) != "":
-        raise HrefRefused(path, "give the reader a path or a /vsicurl/ or /vsis3/ path")
+    elif _scheme(path) != "":  # a URL given straight to the reader (`stacmask mask`)
+        path = gdal_path(path, LOCAL)
     return rasterio.open(path)
 
 
