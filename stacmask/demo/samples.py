@@ -789,7 +789,8 @@ def sample_item(
     *,
     path_prefix: str | None = None,
 ) -> dict[str, Any]:
-    """STAC item dict for `scene` in INPE BDC's layout, hrefs absolute under `base_url`.
+    """STAC item dict for `scene` in INPE BDC's layout (STAC 1.0.0, `path`/`row` strings),
+    hrefs absolute under `base_url`.
 
     Asset hrefs are <base_url>/<path_prefix>/<file>, path_prefix defaulting to
     "data/" + inpe_data_path(scene). Links self/parent/collection/root point at a STAC API
@@ -829,8 +830,8 @@ def sample_item(
     item_url = f"{base}/collections/{collection}/items/{scene.scene_id}"
     return {
         "type": "Feature",
-        "stac_version": "1.1.0",
-        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json"],
+        "stac_version": "1.0.0",  # as BDC answers
+        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.0.0/schema.json"],
         "id": scene.scene_id,
         "collection": collection,
         "geometry": scene.footprint,
@@ -845,8 +846,10 @@ def sample_item(
             "instruments": ["WPM"],
             "constellation": "CBERS",
             "eo:cloud_cover": 0,
-            "cbers:path": scene.path,
-            "cbers:row": scene.row,
+            # BDC writes path and row as strings; the CBERS sensor publishes them as integers
+            # (and cbers:path / cbers:row from the scene id).
+            "path": str(scene.path),
+            "row": str(scene.row),
         },
         "assets": assets,
         "links": [
