@@ -505,6 +505,7 @@ def write_sample_scene(
     origin: tuple[float, float] = DEFAULT_ORIGIN,
     cloud_height: float = 1500.0,
     zlevel: int = 1,
+    stripped: bool = False,
 ) -> SampleScene:
     """Write a synthetic WPM L4 scene (4 DN bands, 4 XMLs, truth, thumbnail) into `out_dir`.
 
@@ -514,6 +515,8 @@ def write_sample_scene(
     `origin` is the UTM (x, y) of the upper-left corner. The same arguments give the same bytes,
     and the pixels do not depend on `blocksize`. `zlevel` is the DEFLATE level (1: fastest, a
     full-size scene in ~22 s; 6 makes files ~10 % smaller and writing ~2.5x slower).
+    `stripped` writes strips instead of tiles, as INPE's Brazil Data Cube files are (with
+    `dtype="int16"`: BDC's layout).
     """
     if not 0.0 <= cloud_fraction <= 0.95:
         raise ValueError(f"cloud_fraction must be in [0, 0.95], got {cloud_fraction}")
@@ -564,9 +567,11 @@ def write_sample_scene(
         "count": 1,
         "crs": crs,
         "transform": transform,
-        "tiled": True,
-        "blockxsize": block,
-        "blockysize": block,
+        **(
+            {"tiled": False}
+            if stripped
+            else {"tiled": True, "blockxsize": block, "blockysize": block}
+        ),
         "compress": "deflate",
         "predictor": 2,
         "zlevel": zlevel,
