@@ -90,6 +90,13 @@ def check_signer(value: str | None) -> str | None:
     """A known signing service."""
     if value is not None and value not in SIGNERS:
         raise typer.BadParameter(f"{value!r}: known signers are {', '.join(SIGNERS)}")
+    if value == "planetary-computer":
+        try:
+            import planetary_computer  # noqa: F401
+        except ImportError as exc:
+            raise typer.BadParameter(
+                "needs the planetary-computer package: pip install 'stacmask[planetary-computer]'"
+            ) from exc
     return value
 
 

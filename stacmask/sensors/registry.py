@@ -62,7 +62,7 @@ class Sensor:
     scene_inputs: Callable[[pystac.Item, SensorOptions], SceneInputs]
     #: Makes the method called `name` (one of `methods`) with the build's options.
     make_method: Callable[[str, SensorOptions], MaskMethod] = registry_method
-    #: What the sensor reads, in one sentence (refusals and `stacmask build --help` say it).
+    #: What the sensor reads, in one sentence (its refusals quote it; docs/sensors.md).
     supports: str = ""
 
     @property
