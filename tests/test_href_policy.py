@@ -170,3 +170,23 @@ def test_bands_of_a_local_source_folder_read_on_purpose(tmp_path: Path) -> None:
         shutil.copy(band, copy)
     result = runner.invoke(app, ["mask", str(tmp_path / "m.tif"), "--bands", *bands, "--json"])
     assert result.exit_code == 0, result.output
+
+
+def test_an_item_without_datetime_is_recorded_alone(
+    tmp_path: Path, api: SampleStacApi, schema_map: Path
+) -> None:
+    """Issue 15.5: the old search stopped at `Invalid Item: If datetime is None...` and built
+    nothing; now that item fails alone, recorded with its id, and the others are built."""
+    items = [copy.deepcopy(item) for item in api.items.values()]
+    undated = copy.deepcopy(items[0])
+    undated["id"] = "CBERS_4A_WPM_20210101_999_999_L4"
+    undated["properties"] = {"datetime": None}
+    out = tmp_path / "cat"
+    with raw_api([items[0], undated, items[1]]) as server:
+        result = runner.invoke(app, ["build", "--out", str(out), "--stac-url", server.url])
+    assert result.exit_code == 1, result.output
+    folder = CatalogFolder(out)
+    assert folder.item_ids(COLLECTION) == {items[0]["id"], items[1]["id"]}
+    failure = folder.failures()[undated["id"]]
+    assert failure["stage"] == "search" and "datetime" in failure["message"]
+    assert_valid(out, schema_map)
