@@ -220,9 +220,10 @@ def build(
     report = BuildReport()
 
     def rejected(item_id: str, reason: str) -> None:  # a bad search result fails alone
-        folder.record_failure(item_id or "(no id)", "search", "ItemError", redact(reason))
+        reason = redact(reason)
+        folder.record_failure(item_id or "(no id)", "search", "ItemError", reason)
         report.failed[item_id] = f"[search] {reason}"
-        echo(f"FAILED {item_id!r} [search] ItemError: {redact(reason)}")
+        echo(f"FAILED {item_id!r} [search] ItemError: {reason}")
 
     items = list(
         search_items(
