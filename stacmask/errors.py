@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
+#: Query parameters that carry credentials (BDC access tokens, Azure SAS signatures, AWS
+#: presigned URLs): their values never reach messages, failures.json or the catalog.
+SECRET_PARAMETERS: Final = ("access_token", "sig", "token", "x-amz-signature", "x-amz-credential")
+_SECRET: Final = re.compile(
+    r"(?i)([?&](?:" + "|".join(re.escape(p) for p in SECRET_PARAMETERS) + r")=)[^&#\s'\"]*"
+)
+
+
+def redact(text: str) -> str:
+    """`text` with the values of credential query parameters (SECRET_PARAMETERS) hidden."""
+    return _SECRET.sub(r"\1***", text)
+
 
 class StacmaskError(Exception):
     """Base class of every error stacmask raises on purpose."""
@@ -19,16 +34,16 @@ class MetadataError(StacmaskError):
     """The scene's XML metadata is missing, malformed or hostile."""
 
     def __init__(self, href: str, message: str) -> None:
-        super().__init__(f"{href}: {message}")
-        self.href = href
+        super().__init__(redact(f"{href}: {message}"))
+        self.href = redact(href)
 
 
 class BandReadError(StacmaskError):
     """A band file cannot be opened or decoded (missing, truncated, mismatched)."""
 
     def __init__(self, href: str, message: str) -> None:
-        super().__init__(f"{href}: {message}")
-        self.href = href
+        super().__init__(redact(f"{href}: {message}"))
+        self.href = redact(href)
 
 
 class EmptySceneError(StacmaskError):

@@ -3,7 +3,8 @@
 `SampleStacApi` serves, from one `http.server.ThreadingHTTPServer` in a background thread:
 
 - a STAC API (landing page, conformance, collections, items, item search by GET and POST with
-  collections/ids/bbox/intersects/datetime/limit and `next`-link paging), and
+  collections/ids/bbox/intersects/datetime/limit and BDC's `next`-link paging: a `page` number,
+  merged into the POST body), and
 - static files under a data prefix (`/data/` by default): files registered for a scene
   (`add_scene`, `add_file`) and, if given, anything under `root`, with HTTP Range support so
   GDAL's /vsicurl/ can read GeoTIFFs. Paths never resolve outside `root` (403).
@@ -667,8 +668,8 @@ class SampleStacApi:
         if params.get("limit") is not None:
             limit = min(_as_int(params["limit"], "limit", 1), self.max_limit)
         offset = 0
-        if params.get("token") not in (None, ""):
-            offset = _as_int(params["token"], "token", 0)
+        if params.get("page") not in (None, ""):  # BDC's paging: page n of `limit` items
+            offset = (_as_int(params["page"], "page", 1) - 1) * limit
         return SearchQuery(
             collections=_as_list(params.get("collections"), "collections"),
             ids=_as_list(params.get("ids"), "ids"),
@@ -690,21 +691,21 @@ class SampleStacApi:
         links: list[dict[str, Any]] = [{"rel": "root", "href": f"{self._base}/", "type": JSON}]
         next_offset = query.offset + len(page)
         if next_offset < len(matched):
-            token = str(next_offset)
-            if method == "POST":
+            number = query.offset // query.limit + 2  # BDC: the next page number
+            if method == "POST":  # BDC: the page number merged into the request body
                 links.append(
                     {
                         "rel": "next",
                         "href": f"{self._base}{endpoint}",
                         "type": GEOJSON,
                         "method": "POST",
-                        "body": {"token": token},
+                        "body": {"page": number},
                         "merge": True,
                     }
                 )
             else:
-                args = {k: v for k, v in params.items() if k != "token"}
-                args["token"] = token
+                args = {k: v for k, v in params.items() if k != "page"}
+                args["page"] = str(number)
                 links.append(
                     {
                         "rel": "next",

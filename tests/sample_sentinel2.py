@@ -2,8 +2,9 @@
 
 A scene is a known class map (clear vegetation, bare soil, water, cloud, cloud shadow, no-data
 corner) on a 60 m grid, painted with typical TOA reflectance spectra and written as one uint16
-GeoTIFF per band at its native 10, 20 or 60 m grid, DN = reflectance * 10000 - offset (offset
--1000 from processing baseline 04.00 on), nodata 0. `sentinel2_item` describes it as an item
+JPEG 2000 per band at its native 10, 20 or 60 m grid without a nodata tag (as Earth Search's L1C
+JP2s), DN = reflectance * 10000 - offset (offset -1000 from processing baseline 04.00 on), 0
+outside the footprint. `sentinel2_item` describes it as an item
 of an Earth Search-style `sentinel-2-l1c` collection (asset keys coastal, blue, ..., swir22).
 """
 
@@ -104,12 +105,11 @@ def write_scene(
     baseline: str = "05.09",
     acquired: datetime | None = None,
     seed: int = 0,
-    nodata_tag: bool = True,
+    nodata_tag: bool = False,
 ) -> SyntheticS2Scene:
-    """Write the 13 band GeoTIFFs of a synthetic scene (size x size at 60 m) under `directory`.
-
-    Without `nodata_tag` the files say nothing about no data, as L1C JP2s do (DN 0 is still
-    written outside the footprint)."""
+    """Write the 13 bands of a synthetic scene (size x size at 60 m) under `directory` as Earth
+    Search's L1C are: lossless JPEG 2000 that say nothing about no data (DN 0 is still written
+    outside the footprint). With `nodata_tag`, DEFLATE GeoTIFFs with nodata 0."""
     directory.mkdir(parents=True, exist_ok=True)
     truth, surface = truth_layout(size)
     rng = np.random.default_rng(seed)
@@ -125,20 +125,23 @@ def write_scene(
         dn = np.clip(np.rint(rho * S2_QUANTIFICATION_VALUE - offset), 1, 65535).astype(np.uint16)
         empty = np.repeat(np.repeat(truth == NODATA, factor, axis=0), factor, axis=1)
         dn[empty] = S2_NODATA
-        path = directory / f"{band_id}.tif"
+        path = directory / f"{band_id}.{'tif' if nodata_tag else 'jp2'}"
         transform = Affine(gsd, 0.0, ORIGIN[0], 0.0, -gsd, ORIGIN[1])
+        options: dict[str, Any] = (
+            {"driver": "GTiff", "nodata": S2_NODATA, "compress": "deflate"}
+            if nodata_tag
+            else {"driver": "JP2OpenJPEG", "QUALITY": "100", "REVERSIBLE": "YES"}
+        )
         with rasterio.open(
             path,
             "w",
-            driver="GTiff",
             width=dn.shape[1],
             height=dn.shape[0],
             count=1,
             dtype="uint16",
             crs=CRS.from_string(CRS_CODE),
             transform=transform,
-            nodata=S2_NODATA if nodata_tag else None,
-            compress="deflate",
+            **options,
         ) as dst:
             dst.write(dn, 1)
         files[key] = path
@@ -176,7 +179,7 @@ def sentinel2_item(
     for band_id, key, gsd in SENTINEL2_BANDS:
         asset: dict[str, Any] = {
             "href": href_of[key],
-            "type": "image/tiff; application=geotiff",
+            "type": "image/jp2" if href_of[key].endswith(".jp2") else "image/tiff",
             "title": f"{band_id} ({key}) - {gsd}m",
             "roles": ["data"],
             "gsd": gsd,
@@ -197,7 +200,7 @@ def sentinel2_item(
         assets[key] = asset
     extensions = [
         "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-        "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+        "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
         "https://stac-extensions.github.io/view/v1.0.0/schema.json",
     ]
     if declare_raster_scaling:
@@ -219,7 +222,7 @@ def sentinel2_item(
             "constellation": "sentinel-2",
             "instruments": ["msi"],
             "eo:cloud_cover": cloud_cover,
-            "proj:code": CRS_CODE,
+            "proj:epsg": int(CRS_CODE.split(":")[1]),  # Earth Search v1 (projection 1.x)
             "view:sun_elevation": 58.2,
             "view:sun_azimuth": 152.4,
             "s2:mean_solar_zenith": 31.8,

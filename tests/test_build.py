@@ -51,6 +51,8 @@ def make_scenes(root: Path, n: int, size: int = SIZE) -> list[SampleScene]:
                 acquired=when,
                 blocksize=128,
                 origin=(300_000.0 + 20_000.0 * i, 8_300_000.0),
+                dtype="int16",  # BDC's files: int16 strips
+                stripped=True,
             )
         )
     return scenes

@@ -20,6 +20,7 @@ import pytest
 
 from stacmask.constants import DEFAULT_GAINS
 from stacmask.errors import MetadataError, StacmaskWarning
+from stacmask.reading.storage import REMOTE
 from stacmask.sensors.cbers4a.xml import SceneMetadata
 from tests.conftest import shared_path
 
@@ -280,8 +281,12 @@ def test_time_stamp_is_the_fallback_acquisition_time(wpm_bytes: bytes) -> None:
 def test_local_read_errors(tmp_path: Path) -> None:
     with pytest.raises(MetadataError, match="cannot read"):
         SceneMetadata.read(str(tmp_path / "missing.xml"))
-    with pytest.raises(MetadataError, match="unsupported scheme 's3'"):
-        SceneMetadata.read("s3://bucket/scene.xml")
+    with pytest.raises(MetadataError, match="scheme 'ftp' is not read"):
+        SceneMetadata.read("ftp://host/scene.xml")
+    with pytest.raises(MetadataError, match="GDAL virtual file prefixes"):
+        SceneMetadata.read("/vsizip//tmp/a.zip/scene.xml")
+    with pytest.raises(MetadataError, match="local paths are not read from remote items"):
+        SceneMetadata.read(str(tmp_path / "missing.xml"), access=REMOTE)
     big = tmp_path / "big.xml"
     big.write_bytes(b" " * 3_000_000)
     with pytest.raises(MetadataError, match="limit"):

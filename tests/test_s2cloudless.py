@@ -199,7 +199,7 @@ def test_method_reads_an_fmask_band_on_another_grid(
 @pytest.fixture
 def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The hrefs every rasterio.open of the reader's bands opens, in order."""
-    import stacmask.reading.grid as grid_module
+    import stacmask.reading.storage as storage_module
 
     calls: list[str] = []
     real_open = rasterio.open
@@ -208,7 +208,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         calls.append(str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(grid_module.rasterio, "open", counting)
+    monkeypatch.setattr(storage_module.rasterio, "open", counting)
     yield calls
 
 

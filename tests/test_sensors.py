@@ -148,6 +148,25 @@ def test_unsupported_items_are_refused_naming_the_item() -> None:
         )
 
 
+def test_landsat_mss_is_refused_saying_what_the_sensor_reads() -> None:
+    """MSS items (Landsat C2 L1, radiance-free DN, no blue band) fail with the sensor's scope,
+    not a bare "no asset 'blue'"."""
+    assets = {key: {} for key in ("green", "red", "nir08", "qa_pixel")}
+    mss = _item({"instruments": ["mss"]}, assets)
+    with pytest.raises(ItemError) as refused:
+        get_sensor("landsat-c2").scene_inputs(mss, SensorOptions())
+    assert str(refused.value).startswith("item X: a Landsat MSS scene; the landsat-c2 sensor")
+    assert "TM, ETM+ and OLI" in str(refused.value)
+    assert get_sensor("landsat-c2").supports in str(refused.value)
+
+
+def test_radiance_units_are_refused_by_every_sensor() -> None:
+    s2 = _s2_item()
+    s2.assets["red"].extra_fields["raster:bands"] = [{"unit": "W/m2/sr/um", "scale": 0.1}]
+    with pytest.raises(ItemError, match="item X: asset 'red' is radiance"):
+        get_sensor("sentinel2-l1c").scene_inputs(s2, SensorOptions())
+
+
 def test_sun_angles_from_view_or_s2_properties() -> None:
     assert sun_angles(_item({"view:sun_elevation": 40.0, "view:sun_azimuth": 120.0})) == (
         40.0,

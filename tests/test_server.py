@@ -464,7 +464,7 @@ def test_a_demo_catalog_is_served_and_searched(tmp_path: Path) -> None:
         source_href = next(link.href for link in item.links if link.rel == "derived_from")
         assert source_href.startswith(server.url + "/catalog/source/")
         source = requests.get(source_href, timeout=10).json()
-        assert source["id"] == item.id and source["properties"]["cbers:path"] == 221
+        assert source["id"] == item.id and source["properties"]["path"] == "221"  # BDC-style
         band = requests.get(urljoin(source_href, source["assets"]["BAND1"]["href"]), timeout=10)
         assert band.status_code == 200 and band.content[:2] in (b"II", b"MM")
     assert not (out / "source" / "catalog.json").read_text().count("127.0.0.1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -16,6 +17,7 @@ from stacmask.constants import (
 )
 from stacmask.errors import ProfileError, StacmaskError
 from stacmask.methods import DEFAULT_METHOD, METHODS
+from stacmask.reading.storage import ACCESS_TOKEN_ENV, SIGNERS, StorageAccess
 from stacmask.sensors.registry import DEFAULT_SENSOR, get_sensor, sensor_names
 
 
@@ -68,6 +70,33 @@ def check_fmask_encoding(value: str) -> str:
 
     if value not in FMASK_ENCODINGS:
         raise typer.BadParameter(f"{value!r}: supported encodings are {', '.join(FMASK_ENCODINGS)}")
+    return value
+
+
+def parse_query(value: str | None) -> str | None:
+    """A STAC query filter: a JSON object of property -> {operator: value}."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}") from exc
+    if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
+        raise typer.BadParameter('give a JSON object, e.g. {"cbers:data_type": {"eq": "L4"}}')
+    return value
+
+
+def check_signer(value: str | None) -> str | None:
+    """A known signing service."""
+    if value is not None and value not in SIGNERS:
+        raise typer.BadParameter(f"{value!r}: known signers are {', '.join(SIGNERS)}")
+    if value == "planetary-computer":
+        try:
+            import planetary_computer  # noqa: F401
+        except ImportError as exc:
+            raise typer.BadParameter(
+                "needs the planetary-computer package: pip install 'stacmask[planetary-computer]'"
+            ) from exc
     return value
 
 
@@ -143,6 +172,32 @@ def build(
         "--probability/--no-probability",
         help="Also publish the method's cloud probability COG (hybrid, s2cloudless).",
     ),
+    query: str | None = typer.Option(
+        None,
+        "--query",
+        callback=parse_query,
+        help='STAC query filter sent with the search, e.g. \'{"cbers:data_type": {"eq": "L4"}}\'.',
+    ),
+    alternate: str | None = typer.Option(
+        None,
+        "--alternate",
+        help="Read each asset's alternate href of this name where it has one (e.g. s3).",
+    ),
+    sign: str | None = typer.Option(
+        None,
+        "--sign",
+        callback=check_signer,
+        help="Sign asset hrefs before reading them: planetary-computer (SAS tokens; token "
+        "endpoint PC_SDK_SAS_URL, key PC_SDK_SUBSCRIPTION_KEY).",
+    ),
+    access_token: str | None = typer.Option(
+        None,
+        "--access-token",
+        envvar=ACCESS_TOKEN_ENV,
+        show_envvar=True,
+        help="Brazil Data Cube access token for non-public collections: added to the search "
+        "and to asset hrefs on the API's host, never written into the catalog.",
+    ),
 ) -> None:
     """Search a STAC API, mask every scene and publish a static STAC catalog of mask COGs."""
     from stacmask.pipeline.build import BuildInterrupted, BuildOptions, stop_on_signals
@@ -170,6 +225,7 @@ def build(
         datetime=datetime,
         ids=scene_ids or None,
         max_items=max_items,
+        query=json.loads(query) if query else None,
         method=chosen_method,
         workers=workers,
         force=force,
@@ -181,6 +237,11 @@ def build(
             fmask_asset=fmask_asset,
             fmask_encoding=fmask_encoding,
             probability_asset=probability,
+            access=StorageAccess(
+                alternate=alternate or None,
+                sign="planetary-computer" if sign else None,
+                access_token=access_token or None,
+            ),
         ),
         scheduler=scheduler,
     )

@@ -138,6 +138,7 @@ def write_sample_scene(
     origin: tuple[float, float] = DEFAULT_ORIGIN,
     cloud_height: float = 1500.0,
     zlevel: int = 1,
+    stripped: bool = False,
 ) -> SampleScene:
     """Write a synthetic WPM L4 scene (4 DN bands, 4 XMLs, truth, thumbnail) into `out_dir`.
 
@@ -147,6 +148,8 @@ def write_sample_scene(
     `origin` is the UTM (x, y) of the upper-left corner. The same arguments give the same bytes,
     and the pixels do not depend on `blocksize`. `zlevel` is the DEFLATE level (1: fastest, a
     full-size scene in ~22 s; 6 makes files ~10 % smaller and writing ~2.5x slower).
+    `stripped` writes strips instead of tiles, as INPE's Brazil Data Cube files are (with
+    `dtype="int16"`: BDC's layout).
     """
     if not 0.0 <= cloud_fraction <= 0.95:
         raise ValueError(f"cloud_fraction must be in [0, 0.95], got {cloud_fraction}")
@@ -197,9 +200,11 @@ def write_sample_scene(
         "count": 1,
         "crs": crs,
         "transform": transform,
-        "tiled": True,
-        "blockxsize": block,
-        "blockysize": block,
+        **(
+            {"tiled": False}
+            if stripped
+            else {"tiled": True, "blockxsize": block, "blockysize": block}
+        ),
         "compress": "deflate",
         "predictor": 2,
         "zlevel": zlevel,
@@ -422,7 +427,8 @@ def sample_item(
     *,
     path_prefix: str | None = None,
 ) -> dict[str, Any]:
-    """STAC item dict for `scene` in INPE BDC's layout, hrefs absolute under `base_url`.
+    """STAC item dict for `scene` in INPE BDC's layout (STAC 1.0.0, `path`/`row` strings),
+    hrefs absolute under `base_url`.
 
     Asset hrefs are <base_url>/<path_prefix>/<file>, path_prefix defaulting to
     "data/" + inpe_data_path(scene). Links self/parent/collection/root point at a STAC API
@@ -462,8 +468,8 @@ def sample_item(
     item_url = f"{base}/collections/{collection}/items/{scene.scene_id}"
     return {
         "type": "Feature",
-        "stac_version": "1.1.0",
-        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json"],
+        "stac_version": "1.0.0",  # as BDC answers
+        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.0.0/schema.json"],
         "id": scene.scene_id,
         "collection": collection,
         "geometry": scene.footprint,
@@ -478,8 +484,10 @@ def sample_item(
             "instruments": ["WPM"],
             "constellation": "CBERS",
             "eo:cloud_cover": 0,
-            "cbers:path": scene.path,
-            "cbers:row": scene.row,
+            # BDC writes path and row as strings; the CBERS sensor publishes them as integers
+            # (and cbers:path / cbers:row from the scene id).
+            "path": str(scene.path),
+            "row": str(scene.row),
         },
         "assets": assets,
         "links": [

@@ -81,6 +81,8 @@ def demo_scenes(work_dir: Path, n_scenes: int, size: int, seed: int) -> list[Sam
                 cloud_fraction=DEMO_CLOUD_FRACTIONS[i % len(DEMO_CLOUD_FRACTIONS)],
                 acquired=acquired,
                 origin=(300_000.0 + 40_000.0 * (i % 3), 8_300_000.0 - 30_000.0 * i),
+                dtype="int16",  # BDC's files: int16 strips
+                stripped=True,
             )
         )
     return scenes

@@ -6,16 +6,17 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import pystac
 
 from stacmask.catalog.folder import CatalogFolder
 from stacmask.catalog.runs import BuildRun
 from stacmask.constants import DEFAULT_COLLECTION, DEFAULT_STAC_URL, BandKeys
-from stacmask.errors import StacmaskError
+from stacmask.errors import StacmaskError, redact
 from stacmask.pipeline.scene import (
     ERROR_STAGES,
     SceneOutcome,
@@ -82,6 +83,8 @@ class BuildOptions:
     datetime: str | None = None
     ids: Sequence[str] | None = None
     max_items: int | None = None
+    #: STAC query-extension filter sent with the search, e.g. {"cbers:data_type": {"eq": "L4"}}.
+    query: dict[str, Any] | None = None
     #: Mask method; None: the sensor's default.
     method: str | None = None
     workers: int = 1
@@ -200,6 +203,12 @@ def _build(
 ) -> None:
     from tqdm import tqdm
 
+    def rejected(item_id: str, reason: str) -> None:  # a bad search result fails alone
+        reason = redact(reason)
+        folder.record_failure(item_id or "(no id)", "search", "ItemError", reason)
+        report.failed[item_id] = f"[search] {reason}"
+        echo(f"FAILED {item_id!r} [search] ItemError: {reason}")
+
     items = list(
         search_items(
             options.stac_url,
@@ -208,13 +217,21 @@ def _build(
             datetime=options.datetime,
             ids=options.ids,
             max_items=options.max_items,
+            query=options.query,
             timeout=options.timeout,
+            access=options.sensor.access,
+            rejected=rejected,
+            notice=echo,
         )
     )
     report.found = len(items)
     echo(f"found {len(items)} scene(s) in {options.collection} at {options.stac_url}")
-    collection_json = source_collection(options.stac_url, options.collection, options.timeout)
+    collection_json = source_collection(
+        options.stac_url, options.collection, options.timeout, options.sensor.access
+    )
     present = folder.item_ids(options.output_collection)
+    # A BDC access token goes to the API's own host only (reading/storage.py).
+    sensor_options = replace(options.sensor, access=options.sensor.access.for_api(options.stac_url))
     if not options.force:
         _record(echo, folder.forget_failures, present)
     tasks: list[SceneTask] = []
@@ -244,7 +261,7 @@ def _build(
                 method=options.method,
                 timeout=options.timeout,
                 profile=options.profile,
-                sensor=options.sensor,
+                sensor=sensor_options,
                 scratch_dir=run.scratch_dir,
             )
         )

@@ -27,10 +27,12 @@ from stacmask.errors import (
     ItemError,
     MetadataError,
     StacmaskWarning,
+    redact,
 )
 from stacmask.output.item import mask_item
 from stacmask.pipeline.masking import MaskResult, mask_scene
 from stacmask.reading.rasters import RasterBandSource
+from stacmask.reading.storage import gdal_path, with_alternates, without_secrets
 from stacmask.sensors.inputs import SensorOptions
 from stacmask.sensors.registry import DEFAULT_SENSOR, get_sensor
 
@@ -117,7 +119,8 @@ def _process_scene(task: SceneTask) -> SceneOutcome:
     scene_id = str(task.item.get("id"))
     stage = "item"
     try:
-        source_item = pystac.Item.from_dict(task.item)
+        options = task.sensor_options
+        source_item = pystac.Item.from_dict(with_alternates(task.item, options.access.alternate))
         check_id(source_item.id)
         if source_item.geometry is None:
             raise ItemError(
@@ -125,10 +128,11 @@ def _process_scene(task: SceneTask) -> SceneOutcome:
                 "scene's footprint"
             )
         sensor = get_sensor(task.profile)
-        options = task.sensor_options
         method = sensor.method(task.method, options)
         stage = "metadata"
-        inputs = sensor.scene_inputs(source_item, options)
+        inputs = sensor.scene_inputs(source_item, options).with_hrefs(
+            lambda href: gdal_path(href, options.access)
+        )
         inputs.require(method.bands, f"the {method.name} method")
         stage = "read"
 
@@ -156,7 +160,14 @@ def _process_scene(task: SceneTask) -> SceneOutcome:
             )
         stage = "item"
         item = mask_item(
-            source_item, inputs, method, result, info, mask_path, preview_path, task.source_href
+            source_item,
+            inputs,
+            method,
+            result,
+            info,
+            mask_path,
+            preview_path,
+            without_secrets(task.source_href),
         )
         return SceneOutcome(
             scene_id,
@@ -170,7 +181,7 @@ def _process_scene(task: SceneTask) -> SceneOutcome:
             time.monotonic() - started,
             stage=next((name for kind, name in ERROR_STAGES if isinstance(exc, kind)), stage),
             error_type=type(exc).__name__,
-            message=describe_error(exc),
+            message=redact(describe_error(exc)),
         )
 
 

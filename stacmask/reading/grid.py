@@ -1,7 +1,8 @@
 """The working grid, and one band of a raster opened onto it (as it is, or warped).
 
-Local paths and http(s) URLs alike (GDAL reads URLs with range requests, with the reader's
-GDAL settings: retries, timeouts, no directory listing). A band whose file is on the grid is
+Local paths and the /vsicurl/ and /vsis3/ paths of reading/storage.py (GDAL reads URLs with
+range requests, with the reader's GDAL settings: retries, timeouts, no directory listing); any
+other GDAL prefix is refused. A band whose file is on the grid is
 read as it is; any other is warped with rasterio's WarpedVRT: `average` when the source is
 finer than the grid, `bilinear` when coarser, `nearest` for categorical or bit-packed bands.
 Each band is opened once per scene and read window by window.
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
@@ -24,6 +24,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from stacmask.errors import BandReadError
+from stacmask.reading.storage import open_raster
 from stacmask.sensors.inputs import BandRef
 
 
@@ -94,7 +95,7 @@ def resampled(grid: Grid, resolution: float | None, href: str) -> Grid:
 def grid_of(href: str, resolution: float | None = None) -> Grid:
     """The grid of a raster file, or a grid over the same extent with `resolution` pixels."""
     try:
-        with rasterio.open(href) as src:
+        with open_raster(href) as src:
             grid = dataset_grid(src)
     except RasterioError as exc:
         raise BandReadError(href, f"cannot read raster: {gdal_message(exc)}") from exc
@@ -122,7 +123,7 @@ class OpenBand:
         self.band = band
         self.href = band.href
         try:
-            self._src = rasterio.open(band.href)
+            self._src = open_raster(band.href)
         except RasterioError as exc:
             raise BandReadError(band.href, f"cannot open raster: {gdal_message(exc)}") from exc
         self._vrt: WarpedVRT | None = None

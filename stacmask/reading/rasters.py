@@ -34,21 +34,8 @@ from stacmask.output.preview import preview_step
 from stacmask.reading.band_source import BandStats, BandValues, SceneInfo
 from stacmask.reading.grid import Grid, OpenBand, dataset_grid, gdal_message, resampled
 from stacmask.reading.scratch import ScratchRaster
+from stacmask.reading.storage import gdal_options, open_raster
 from stacmask.sensors.inputs import MAIN_BANDS, BandRef, SceneInputs
-
-#: GDAL settings for reading bands over HTTP: retries on 429/5xx, timeouts, no directory
-#: listing of the remote folder, merged consecutive range requests.
-GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
-    "GDAL_HTTP_MAX_RETRY": 3,
-    "GDAL_HTTP_RETRY_DELAY": 1,
-    "GDAL_HTTP_TIMEOUT": 60,
-    "GDAL_HTTP_CONNECTTIMEOUT": 15,
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "CPL_VSIL_CURL_USE_HEAD": "NO",
-    # GDAL's block cache defaults to 5 % of RAM; decoded blocks are read once, so keep it small.
-    "GDAL_CACHEMAX": 128,
-}
 
 #: Types of DN bands (calibrated with gains): unsigned or signed 16-bit counts.
 DN_TYPES = (np.dtype(np.uint16), np.dtype(np.int16))
@@ -56,16 +43,6 @@ DN_TYPES = (np.dtype(np.uint16), np.dtype(np.int16))
 STRIP_PIXELS = 1 << 21
 #: Rows decoded at a time from warped bands (a WarpedVRT has no blocks of its own to follow).
 WARP_ROWS = 256
-
-
-def gdal_options(timeout: float) -> dict[str, str | int | bool]:
-    """GDAL_HTTP_OPTIONS with an HTTP timeout of `timeout` seconds (at least 1)."""
-    seconds = max(1, round(timeout))
-    return {
-        **GDAL_HTTP_OPTIONS,
-        "GDAL_HTTP_TIMEOUT": seconds,
-        "GDAL_HTTP_CONNECTTIMEOUT": min(seconds, 15),
-    }
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -167,7 +144,7 @@ class RasterBandSource:
         reference = self.inputs.band(spec.reference)
         with rasterio.Env(**self._gdal):
             try:
-                with rasterio.open(reference.href) as ds:
+                with open_raster(reference.href) as ds:
                     grid = resampled(dataset_grid(ds), spec.resolution, reference.href)
             except RasterioError as exc:
                 raise BandReadError(

@@ -10,12 +10,14 @@ read (reading.RasterBandSource) -> method -> COG + preview + layers -> item -> c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from stacmask.constants import BandKeys
 from stacmask.errors import ItemError
+from stacmask.reading.storage import REMOTE, StorageAccess
 
 #: Where a scene's reflectance scaling came from: the scene's XML gains, stacmask's default
 #: gains, or bands that are reflectance already (a stored value x scale + offset).
@@ -144,6 +146,13 @@ class SceneInputs:
             f"scene {self.scene_id}: no band {name!r} (has: {', '.join(self.band_names)})"
         )
 
+    def with_hrefs(self, readable: Callable[[str], str]) -> SceneInputs:
+        """These inputs with every band href replaced by `readable(href)` (what the reader
+        opens: reading/storage.gdal_path checks, signs and translates remote hrefs)."""
+        return replace(
+            self, bands=tuple(replace(band, href=readable(band.href)) for band in self.bands)
+        )
+
     def require(self, names: tuple[str, ...], who: str) -> None:
         """ItemError naming the scene unless every band of `names` is given (`who` needs them)."""
         missing = [name for name in names if name not in self.band_names]
@@ -166,6 +175,8 @@ class SensorOptions:
     keys: BandKeys | None = None
     #: HTTP timeout in seconds for the sensor's own metadata reads (the INPE XML).
     timeout: float = 60.0
+    #: Which hrefs may be read and how (reading/storage.py): alternate hrefs, signing, tokens.
+    access: StorageAccess = REMOTE
     #: s2cloudless threshold, averaging and dilation radii (S2CloudlessConfig).
     threshold: float = 0.4
     average_over: int | None = 4

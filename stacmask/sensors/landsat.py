@@ -8,6 +8,7 @@ TM, ETM+ and OLI scenes are supported; MSS (no blue band) and radiance assets ar
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import pystac
@@ -29,7 +30,6 @@ from stacmask.sensors.stac import (
     band_ref,
     declared_scaling,
     kept_properties,
-    raster_band,
     require_assets,
     source_providers,
     sun_angles,
@@ -44,6 +44,23 @@ LANDSAT_L1_SCALING: Final = (2.0e-5, -0.1)
 LANDSAT_L2_SCALING: Final = (2.75e-5, -0.2)
 USGS: Final = Provider("USGS", ("producer", "licensor"), "https://www.usgs.gov/landsat-missions")
 KEYWORDS: Final = ("Landsat", "Collection 2", "QA_PIXEL")
+#: What this sensor reads (said in every refusal).
+SUPPORTS: Final = (
+    f"the {NAME} sensor reads Landsat 4-9 TM, ETM+ and OLI Collection 2 scenes (Level-1 TOA or "
+    "Level-2 surface reflectance, with blue, green, red, nir08 and qa_pixel assets); MSS has "
+    "no blue band and radiance assets are refused"
+)
+#: Landsat Collection 2 product ids of MSS scenes (LM01..LM05).
+MSS_ID: Final = re.compile(r"^LM0[1-5]_")
+#: Source properties kept on the mask item besides the common ones (WRS path and row, ...).
+KEPT_PROPERTIES: Final = (
+    "landsat:wrs_type",
+    "landsat:wrs_path",
+    "landsat:wrs_row",
+    "landsat:collection_category",
+    "landsat:collection_number",
+    "landsat:correction",
+)
 
 
 def band_scaling(item: pystac.Item, key: str) -> tuple[float, float]:
@@ -57,22 +74,18 @@ def band_scaling(item: pystac.Item, key: str) -> tuple[float, float]:
     return LANDSAT_L2_SCALING if level2 else LANDSAT_L1_SCALING
 
 
+def is_mss(item: pystac.Item) -> bool:
+    """True for a Landsat 1-5 MSS scene (its instruments, else its LM0n product id)."""
+    instruments = item.properties.get("instruments") or []
+    named = isinstance(instruments, list) and "mss" in {str(i).lower() for i in instruments}
+    return named or MSS_ID.match(item.id) is not None
+
+
 def _check_supported(item: pystac.Item) -> None:
+    if is_mss(item):
+        raise ItemError(f"item {item.id}: a Landsat MSS scene; {SUPPORTS}")
     wanted = dict(zip(MAIN_ASSETS, MAIN_BANDS, strict=True))
-    require_assets(
-        item,
-        {**wanted, LANDSAT_QA_PIXEL_ASSET: QA_BAND},
-        NAME,
-        hint=f"; the {NAME} sensor reads Collection 2 TM, ETM+ and OLI scenes "
-        "(MSS has no blue band)",
-    )
-    for key in MAIN_ASSETS:
-        unit = str(raster_band(item, key).get("unit", "")).lower()
-        if "watt" in unit or "radiance" in unit:
-            raise ItemError(
-                f"item {item.id}: asset {key!r} is radiance ({unit}); the {NAME} sensor reads "
-                "Level-1 TOA or Level-2 surface reflectance"
-            )
+    require_assets(item, {**wanted, LANDSAT_QA_PIXEL_ASSET: QA_BAND}, NAME, hint=f"; {SUPPORTS}")
 
 
 def scene_inputs(item: pystac.Item, options: SensorOptions) -> SceneInputs:
@@ -93,7 +106,7 @@ def scene_inputs(item: pystac.Item, options: SensorOptions) -> SceneInputs:
         sun_azimuth=azimuth,
         acquired=item.datetime,
         calibration="reflectance",
-        properties=kept_properties(item),
+        properties=kept_properties(item, KEPT_PROPERTIES),
         providers=source_providers(item, (USGS,)),
         keywords=KEYWORDS,
         lineage=f"the Collection 2 QA_PIXEL band of {item.id}, decoded (fill, dilated cloud, "
@@ -111,6 +124,7 @@ SENSOR: Final = Sensor(
     title="Landsat Collection 2 Level-1 or Level-2 (USGS / Planetary Computer keys)",
     default_collection="landsat-c2-l2",
     methods=("qa-pixel",),
+    supports=SUPPORTS,
     scene_inputs=scene_inputs,
     make_method=make_method,
 )

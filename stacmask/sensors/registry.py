@@ -62,6 +62,8 @@ class Sensor:
     scene_inputs: Callable[[pystac.Item, SensorOptions], SceneInputs]
     #: Makes the method called `name` (one of `methods`) with the build's options.
     make_method: Callable[[str, SensorOptions], MaskMethod] = registry_method
+    #: What the sensor reads, in one sentence (its refusals quote it; docs/sensors.md).
+    supports: str = ""
 
     @property
     def default_method(self) -> str:

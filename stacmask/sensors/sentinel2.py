@@ -54,6 +54,12 @@ ASSET_KEYS: Final = {band_id: key for band_id, key, _ in SENTINEL2_BANDS}
 L1C_PRODUCT: Final = "S2MSI1C"
 ESA: Final = Provider("ESA", ("producer", "licensor"), "https://www.esa.int")
 KEYWORDS: Final = ("Sentinel-2", "MSI", "Level-1C")
+#: Source properties kept on the mask item besides the common ones and mgrs:* (the tile).
+KEPT_PROPERTIES: Final = (PROP_S2_BASELINE, "grid:code", "s2:product_type", "s2:tile_id")
+SUPPORTS: Final = (
+    f"the {NAME} sensor reads Sentinel-2 Level-1C items ({L1C_PRODUCT}) with the B01-B12 and "
+    "B8A band assets (Earth Search-style keys: coastal, blue, ..., swir22)"
+)
 
 
 def sentinel2_offset(item: pystac.Item) -> float:
@@ -132,7 +138,7 @@ def scene_inputs(item: pystac.Item, options: SensorOptions) -> SceneInputs:
         sun_azimuth=azimuth,
         acquired=item.datetime,
         calibration="reflectance",
-        properties=kept_properties(item),
+        properties=kept_properties(item, KEPT_PROPERTIES, prefixes=("mgrs:",)),
         providers=source_providers(item, (ESA,)),
         keywords=KEYWORDS,
         lineage=f"the L1C bands {', '.join(S2CLOUDLESS_BANDS)} of {item.id} resampled to "
@@ -160,6 +166,7 @@ SENSOR: Final = Sensor(
     title="Sentinel-2 MSI Level-1C (Earth Search-style asset keys)",
     default_collection="sentinel-2-l1c",
     methods=("s2cloudless",),
+    supports=SUPPORTS,
     scene_inputs=scene_inputs,
     make_method=make_method,
 )

@@ -56,9 +56,23 @@ def raster_band(item: pystac.Item, key: str) -> dict[str, Any]:
     return {}
 
 
+#: raster:bands units that say a band is radiance, not reflectance (Landsat C2 L1 MSS, ...).
+RADIANCE_UNITS: Final = ("watt", "w/m", "w m", "radiance")
+
+
 def declared_scaling(item: pystac.Item, key: str) -> tuple[float, float] | None:
-    """(scale, offset) that asset `key` declares in raster:bands, None when it declares none."""
+    """(scale, offset) that asset `key` declares in raster:bands, None when it declares none.
+
+    ItemError naming the item and asset when its `unit` says radiance: every sensor here turns
+    stored values into reflectance with the declared scale, which radiance is not.
+    """
     band = raster_band(item, key)
+    unit = str(band.get("unit", "")).lower()
+    if any(word in unit for word in RADIANCE_UNITS):
+        raise ItemError(
+            f"item {item.id}: asset {key!r} is radiance ({unit[:60]}); stacmask reads "
+            "reflectance (TOA or surface) or DN with known gains"
+        )
     scale, offset = number(band.get("scale")), number(band.get("offset"))
     if scale is None and offset is None:
         return None
@@ -111,12 +125,16 @@ def sun_angles(item: pystac.Item) -> tuple[float | None, float | None]:
     return elevation, azimuth
 
 
-def kept_properties(item: pystac.Item, names: tuple[str, ...] = ()) -> tuple[tuple[str, Any], ...]:
-    """The COMMON_PROPERTIES and `names` that `item` has, as (name, value) pairs."""
+def kept_properties(
+    item: pystac.Item, names: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()
+) -> tuple[tuple[str, Any], ...]:
+    """The COMMON_PROPERTIES, `names` and properties starting with one of `prefixes` (e.g.
+    "mgrs:") that `item` has, as (name, value) pairs, so masks can be filtered as sources are."""
+    wanted = (*COMMON_PROPERTIES, *names)
     return tuple(
-        (name, item.properties[name])
-        for name in (*COMMON_PROPERTIES, *names)
-        if name in item.properties
+        (name, value)
+        for name, value in item.properties.items()
+        if name in wanted or name.startswith(prefixes or ("\0",))
     )
 
 

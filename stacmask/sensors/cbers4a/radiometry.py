@@ -8,6 +8,7 @@ from datetime import datetime
 
 from stacmask.constants import DEFAULT_GAINS
 from stacmask.errors import StacmaskWarning, UnusualValueWarning
+from stacmask.reading.storage import LOCAL, StorageAccess
 from stacmask.sensors.inputs import Calibration
 
 
@@ -20,6 +21,14 @@ class Radiometry:
     sun_elevation: float | None
     sun_azimuth: float | None
     acquired: datetime | None
+
+    def or_sun(self, elevation: float | None, azimuth: float | None) -> Radiometry:
+        """The same radiometry with the sun angles given here where it has none of its own."""
+        return replace(
+            self,
+            sun_elevation=elevation if self.sun_elevation is None else self.sun_elevation,
+            sun_azimuth=azimuth if self.sun_azimuth is None else self.sun_azimuth,
+        )
 
     def with_sun(self, elevation: float | None, azimuth: float | None) -> Radiometry:
         """The same radiometry with the sun angles given here in place of its own (None: kept)."""
@@ -47,9 +56,13 @@ def warn_unusual_gains(gains: tuple[float, float, float, float], href: str) -> N
 
 
 def read_radiometry(
-    xml_href: str | None, acquired: datetime | None, timeout: float = 60.0
+    xml_href: str | None,
+    acquired: datetime | None,
+    timeout: float = 60.0,
+    access: StorageAccess = LOCAL,
 ) -> Radiometry:
-    """Gains and sun angles from the XML at `xml_href`; the default gains when it has none."""
+    """Gains and sun angles from the XML at `xml_href` (read under the href policy `access`);
+    the default gains when it has none."""
     if xml_href is None:
         warnings.warn(
             "no XML metadata: using the default gains and no sun angles",
@@ -59,7 +72,7 @@ def read_radiometry(
         return Radiometry(DEFAULT_GAINS, "default", None, None, acquired)
     from stacmask.sensors.cbers4a.xml import SceneMetadata
 
-    meta = SceneMetadata.read(xml_href, timeout=timeout)
+    meta = SceneMetadata.read(xml_href, timeout=timeout, access=access)
     gains, source = meta.calibration_gains()
     if source == "xml":
         warn_unusual_gains(gains, xml_href)

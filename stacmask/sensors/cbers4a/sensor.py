@@ -35,7 +35,7 @@ from stacmask.sensors.inputs import (
     SensorOptions,
 )
 from stacmask.sensors.registry import Sensor
-from stacmask.sensors.stac import asset_href, kept_properties, source_providers
+from stacmask.sensors.stac import asset_href, kept_properties, source_providers, sun_angles
 
 NAME: Final = "cbers4a-wpm"
 #: Source properties kept on the mask item besides the common ones (BDC tiles, path and row).
@@ -102,8 +102,17 @@ def band_inputs(
     )
 
 
+def _integer(name: str, value: Any) -> Any:
+    """BDC's `path` and `row` are strings ("198"): published as integers."""
+    if name in ("path", "row", "cbers:path", "cbers:row") and isinstance(value, str):
+        return int(value) if value.strip().isdigit() else value
+    return value
+
+
 def _properties(item: pystac.Item) -> tuple[tuple[str, Any], ...]:
-    kept = kept_properties(item, KEPT_PROPERTIES)
+    kept = tuple(
+        (name, _integer(name, value)) for name, value in kept_properties(item, KEPT_PROPERTIES)
+    )
     scene = INPE_SCENE_ID.match(item.id)
     if scene and "cbers:path" not in item.properties:
         # Path and row from INPE's id pattern, so catalogs can be filtered by them.
@@ -121,7 +130,9 @@ def scene_inputs(item: pystac.Item, options: SensorOptions) -> SceneInputs:
         warnings.simplefilter("ignore", StacmaskWarning)
         # ...but gains far off the usual are: they are shown, naming the XML.
         warnings.simplefilter("default", UnusualValueWarning)
-        radiometry = read_radiometry(xml, item.datetime, options.timeout)
+        radiometry = read_radiometry(xml, item.datetime, options.timeout, options.access)
+    # The item's view:sun_* where the XML has none, or there is no XML (AWS without metadata).
+    radiometry = radiometry.or_sun(*sun_angles(item))
     return band_inputs(
         hrefs,
         radiometry,
@@ -139,5 +150,7 @@ SENSOR: Final = Sensor(
     default_collection=DEFAULT_COLLECTION,
     # Every method of the registry works on its four bands; physical first.
     methods=(DEFAULT_METHOD, *(name for name in METHODS if name != DEFAULT_METHOD)),
+    supports="the cbers4a-wpm sensor reads CBERS-4A WPM L4 DN scenes (blue, green, red and NIR "
+    "band assets, named by --band-keys, and INPE's XML for gains and sun angles)",
     scene_inputs=scene_inputs,
 )

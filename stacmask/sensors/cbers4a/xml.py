@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import math
 import re
-import time
 import warnings
 from datetime import datetime, timezone
 from typing import Literal
-from urllib.parse import urlparse
 from xml.etree.ElementTree import Element, ParseError
 
-import requests
-import urllib3
 from defusedxml.ElementTree import fromstring
 
 from stacmask.constants import DEFAULT_GAINS, XML_MAX_BYTES, XML_NAMESPACE
 from stacmask.errors import MetadataError, StacmaskWarning
+from stacmask.http import HttpError
+from stacmask.reading.storage import LOCAL, HrefRefused, StorageAccess, read_bytes
 
 _NS = {"x": XML_NAMESPACE}
 _NAME = re.compile(r"[A-Za-z0-9]{1,32}")
-#: Seconds to wait before retry n (doubled each time): 0.25, 0.5, 1, ...
-_RETRY_BACKOFF_S = 0.25
 
 
 def _label(path: str) -> str:
@@ -76,19 +72,18 @@ class SceneMetadata:
         timeout: float = 30.0,
         max_bytes: int = XML_MAX_BYTES,
         retries: int = 3,
+        access: StorageAccess = LOCAL,
     ) -> SceneMetadata:
-        """Read and parse a local file or an http(s) URL (see `fetch` for the HTTP rules)."""
-        scheme = urlparse(href).scheme.lower()
-        if scheme in ("http", "https"):
-            data = fetch(href, timeout=timeout, max_bytes=max_bytes, retries=retries)
-        elif len(scheme) <= 1:  # a local path (or a Windows drive letter)
-            try:
-                with open(href, "rb") as file:
-                    data = file.read(max_bytes + 1)
-            except OSError as exc:
-                raise MetadataError(href, f"cannot read: {exc.strerror or exc}") from exc
-        else:
-            raise MetadataError(href, f"unsupported scheme {scheme!r}: use a path or http(s) URL")
+        """Read and parse the XML at `href` under the href policy `access` (reading/storage.py:
+        http(s), s3 and, with LOCAL, local paths; HTTP rules in stacmask/http.py)."""
+        try:
+            data = read_bytes(href, access, timeout=timeout, max_bytes=max_bytes, retries=retries)
+        except HttpError as exc:
+            raise MetadataError(href, exc.reason) from exc
+        except HrefRefused as exc:
+            raise MetadataError(href, str(exc).split(": refused: ", 1)[-1]) from exc
+        except OSError as exc:
+            raise MetadataError(href, f"cannot read: {exc.strerror or exc}") from exc
         return cls.from_bytes(data, href, max_bytes=max_bytes)
 
     # --- element access ----------------------------------------------------------------------
@@ -257,51 +252,3 @@ class SceneMetadata:
             stacklevel=2,
         )
         return DEFAULT_GAINS, "default"
-
-
-class _ServerError(Exception):
-    """A 5xx answer: worth a retry."""
-
-
-def _get(url: str, timeout: float, max_bytes: int) -> bytes:
-    """One GET; the body is read as it arrives, capped in size and in total time."""
-    deadline = time.monotonic() + timeout
-    with requests.get(url, stream=True, timeout=timeout) as response:
-        status = f"HTTP {response.status_code} {str(response.reason)[:80]}"
-        if response.status_code >= 500:
-            raise _ServerError(status)
-        if response.status_code != 200:
-            raise MetadataError(url, status)
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            raise MetadataError(url, f"body of {length} bytes is over the {max_bytes}-byte limit")
-        body = bytearray()
-        # read1 returns what one socket read gives, so a server trickling bytes meets the deadline
-        while chunk := response.raw.read1(64 * 1024, decode_content=True):
-            body += chunk
-            if len(body) > max_bytes:
-                raise MetadataError(url, f"body is over the {max_bytes}-byte limit")
-            if time.monotonic() > deadline:
-                raise MetadataError(url, f"body not received within {timeout} s")
-        return bytes(body)
-
-
-def fetch(url: str, *, timeout: float, max_bytes: int, retries: int) -> bytes:
-    """GET `url`: at most `max_bytes`, within about `timeout` seconds per attempt.
-
-    Refused or broken connections and 5xx answers are retried `retries` times with a short
-    doubling backoff. Timeouts are not retried: a silent server would multiply the wait.
-    """
-    error: Exception | None = None
-    for attempt in range(max(retries, 0) + 1):
-        if attempt:
-            time.sleep(_RETRY_BACKOFF_S * 2 ** (attempt - 1))
-        try:
-            return _get(url, timeout, max_bytes)
-        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
-            raise MetadataError(url, f"no answer within {timeout} s") from exc
-        except (_ServerError, requests.ConnectionError, urllib3.exceptions.ProtocolError) as exc:
-            error = exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise MetadataError(url, f"request failed: {exc}") from exc
-    raise MetadataError(url, f"failed after {max(retries, 0) + 1} attempt(s): {error}") from error
