@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from stacmask.methods import DEFAULT_METHOD, METHODS
+    from stacmask.methods.registry import DEFAULT_METHOD, METHODS
     from tests.labelled import SCENES, mask_file, score_mask
 
     methods = args.methods.split(",") if args.methods else list(METHODS)

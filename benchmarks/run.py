@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--in-memory-max", type=int, default=8192, help="largest in-memory run")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from stacmask.methods import METHODS
+    from stacmask.methods.registry import METHODS
 
     methods = args.methods.split(",") if args.methods else list(METHODS)
     sizes = [FULL if s == "full" else (int(s), int(s)) for s in args.sizes.split(",")]

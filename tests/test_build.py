@@ -24,7 +24,7 @@ from stacmask.catalog.validate import validate_catalog
 from stacmask.cli import app
 from stacmask.constants import CLOUD, NODATA, SHADOW, WATER
 from stacmask.demo.samples import SampleScene, scene_id_for, write_sample_scene
-from stacmask.methods import DEFAULT_METHOD
+from stacmask.methods.registry import DEFAULT_METHOD
 from stacmask.output.item import multihash_sha256
 from tests.conftest import REPO
 from tests.sample_api import SampleStacApi

@@ -21,7 +21,6 @@ from stacmask.cli import app
 from stacmask.constants import CLOUD, NODATA
 from stacmask.errors import DecodeError, MethodUnavailable
 from stacmask.evaluate import evaluate_files, score
-from stacmask.methods import get_method
 from stacmask.methods.csmask import (
     CsmaskConfig,
     CsmaskModel,
@@ -31,6 +30,7 @@ from stacmask.methods.csmask import (
     working_factor,
 )
 from stacmask.methods.ensemble import EnsembleMethod, supported_shadow
+from stacmask.methods.registry import get_method
 from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 from tests.rasters import landsat8_clip, mask_synthetic_scene

@@ -15,9 +15,9 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from typer.testing import CliRunner
 
 from stacmask.cli import app
-from stacmask.methods import DEFAULT_METHOD
 from stacmask.methods.geometry import metres_per_degree, pixel_geometry
 from stacmask.methods.physical import sun_direction
+from stacmask.methods.registry import DEFAULT_METHOD
 from stacmask.reading.band_source import SceneInfo
 from tests.conftest import shared_path
 

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from stacmask.cli import app
 from stacmask.constants import CLOUD, DEFAULT_GAINS, NODATA, PROBABILITY_ASSET, SHADOW
 from stacmask.evaluate import score
-from stacmask.methods import DEFAULT_METHOD
 from stacmask.methods.csmask import CsmaskConfig, working_plan
 from stacmask.methods.hybrid import (
     CLOUD_PROBABILITY,
@@ -23,6 +22,7 @@ from stacmask.methods.hybrid import (
     HybridMethod,
     fit_clear_line,
 )
+from stacmask.methods.registry import DEFAULT_METHOD
 from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 from tests.labelled import SCENES, LabelledScene, SceneScores, mask_file, score_mask

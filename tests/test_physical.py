@@ -15,7 +15,7 @@ from stacmask.cli import app
 from stacmask.constants import CLOUD, DEFAULT_GAINS, ESUN_WPM
 from stacmask.demo.samples import write_sample_scene
 from stacmask.evaluate import Scores, evaluate_files, score
-from stacmask.methods import DEFAULT_METHOD, METHODS, physical
+from stacmask.methods import physical
 from stacmask.methods.physical import (
     PhysicalConfig,
     PhysicalMethod,
@@ -24,6 +24,7 @@ from stacmask.methods.physical import (
     shadow_zone,
     sun_direction,
 )
+from stacmask.methods.registry import DEFAULT_METHOD, METHODS
 from stacmask.reading.band_source import ArrayBandSource, SceneInfo
 from tests.conftest import shared_path
 from tests.rasters import SWEEP_DATE, landsat8_clip, mask_synthetic_scene

@@ -10,7 +10,7 @@ import pytest
 
 from stacmask.constants import BAND_KEY_PRESETS, S2CLOUDLESS_BANDS
 from stacmask.errors import ItemError, ProfileError
-from stacmask.methods import DEFAULT_METHOD
+from stacmask.methods.registry import DEFAULT_METHOD
 from stacmask.sensors import landsat, sentinel2
 from stacmask.sensors.inputs import MAIN_BANDS, SensorOptions
 from stacmask.sensors.landsat import LANDSAT_L1_SCALING, LANDSAT_L2_SCALING

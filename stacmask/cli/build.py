@@ -16,7 +16,7 @@ from stacmask.constants import (
     BandKeys,
 )
 from stacmask.errors import ProfileError, StacmaskError
-from stacmask.methods import DEFAULT_METHOD, METHODS
+from stacmask.methods.registry import DEFAULT_METHOD, METHODS
 from stacmask.reading.storage import ACCESS_TOKEN_ENV, SIGNERS, StorageAccess
 from stacmask.sensors.registry import DEFAULT_SENSOR, get_sensor, sensor_names
 

@@ -10,7 +10,7 @@ import typer
 
 from stacmask.cli.app import app, fail
 from stacmask.errors import StacmaskError, StacmaskWarning
-from stacmask.methods import DEFAULT_METHOD, METHODS
+from stacmask.methods.registry import DEFAULT_METHOD, METHODS
 
 
 def check_band_method(value: str) -> str:
@@ -51,7 +51,7 @@ def mask(
 ) -> None:
     """Mask one scene from local files (the same engine as `build`)."""
     from stacmask.constants import DEFAULT_GAINS
-    from stacmask.methods import get_method
+    from stacmask.methods.registry import get_method
     from stacmask.pipeline.masking import mask_scene
     from stacmask.reading.rasters import RasterBandSource
     from stacmask.sensors.local import band_files_inputs, reflectance_stack_inputs

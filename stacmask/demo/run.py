@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 from stacmask.catalog.folder import CatalogFolder, write_json_atomic
 from stacmask.catalog.walk import ItemLink, walk_catalog
 from stacmask.constants import BAND_KEY_PRESETS, DEFAULT_BAND_KEYS, DEFAULT_COLLECTION
-from stacmask.methods import DEFAULT_METHOD
+from stacmask.methods.registry import DEFAULT_METHOD
 from stacmask.pipeline.build import BuildOptions, BuildReport, build
 
 #: Folder of the source catalog inside the demo's output folder.

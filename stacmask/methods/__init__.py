@@ -5,11 +5,13 @@ optional layers it may hand back with its classes (`layers`, e.g. a cloud probab
 yields `(window, classes)` for every strip, or `MaskStrip(window, classes, layers)` to give
 those layers too. The engine (pipeline/masking.py) writes the classes as the mask COG and each
 layer as its own COG asset, described on the item by its LayerSpec.
+
+This module holds the types every method shares; `methods/registry.py` names the methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -84,56 +86,3 @@ class MethodDefaults:
     def item_properties(self) -> dict[str, Any]:
         """No properties."""
         return {}
-
-
-def _physical() -> MaskMethod:
-    from stacmask.methods.physical import PhysicalMethod
-
-    return PhysicalMethod()
-
-
-def _notebook() -> MaskMethod:
-    from stacmask.methods.notebook import NotebookMethod
-
-    return NotebookMethod()
-
-
-def _csmask() -> MaskMethod:
-    from stacmask.methods.csmask import CsmaskMethod
-
-    return CsmaskMethod()
-
-
-def _hybrid() -> MaskMethod:
-    from stacmask.methods.hybrid import HybridMethod
-
-    return HybridMethod()
-
-
-def _ensemble() -> MaskMethod:
-    from stacmask.methods.ensemble import EnsembleMethod
-
-    return EnsembleMethod()
-
-
-#: Method name -> factory of the methods that need only the four main bands (any sensor's).
-#: The first is the default. hybrid, csmask and ensemble run ukis-csmask's CNN (a core
-#: dependency; MethodUnavailable, naming it, when it is missing). Methods of one sensor's own
-#: bands (s2cloudless, qa-pixel) are made by their sensor (sensors/registry.py).
-METHODS: dict[str, Callable[[], MaskMethod]] = {
-    "hybrid": _hybrid,
-    "physical": _physical,
-    "notebook": _notebook,
-    "csmask": _csmask,
-    "ensemble": _ensemble,
-}
-DEFAULT_METHOD = "hybrid"
-
-
-def get_method(name: str) -> MaskMethod:
-    """The method called `name`; ValueError naming the known ones otherwise."""
-    try:
-        return METHODS[name]()
-    except KeyError:
-        known = ", ".join(sorted(METHODS))
-        raise ValueError(f"unknown mask method {name!r}; known methods: {known}") from None

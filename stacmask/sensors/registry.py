@@ -41,7 +41,7 @@ DEFAULT_SENSOR: Final = "cbers4a-wpm"
 
 def registry_method(name: str, options: SensorOptions) -> MaskMethod:
     """A method of stacmask's method registry (methods.METHODS), which take no options."""
-    from stacmask.methods import get_method
+    from stacmask.methods.registry import get_method
 
     return get_method(name)
 

@@ -23,7 +23,7 @@ from stacmask.constants import (
     BandKeys,
 )
 from stacmask.errors import ItemError, StacmaskWarning, UnusualValueWarning
-from stacmask.methods import DEFAULT_METHOD, METHODS
+from stacmask.methods.registry import DEFAULT_METHOD, METHODS
 from stacmask.sensors.cbers4a.radiometry import Radiometry, read_radiometry
 from stacmask.sensors.cbers4a.reflectance import reflectance_factors
 from stacmask.sensors.inputs import (
