@@ -222,6 +222,12 @@ def test_build_publishes_the_default_cloud_probability(tmp_path: Path) -> None:
             assert (PROBABILITY_ASSET in item["assets"]) == published
             path = folder / f"{item_id}_{PROBABILITY_ASSET}.tif"
             assert path.exists() == published
+            templates = json.loads((out / COLLECTION / "collection.json").read_text())
+            template = templates["item_assets"].get(PROBABILITY_ASSET)
+            assert (template is not None) == published  # the collection lists it too
+            if published:
+                assert template["raster:bands"][0]["unit"] == "percent"
+                assert "href" not in template and "file:size" not in template
     path = tmp_path / "catalog0" / COLLECTION / item_id / f"{item_id}_{PROBABILITY_ASSET}.tif"
     assert cog_validate(path, quiet=True)[0]
     with rasterio.open(path) as src, rasterio.open(path.with_name(f"{item_id}_mask.tif")) as m:

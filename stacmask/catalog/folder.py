@@ -345,7 +345,7 @@ def new_collection(
         {"rel": "root", "href": "../catalog.json", "type": "application/json"},
         {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
     ]
-    data["item_assets"] = _plain(item_assets())
+    data["item_assets"] = _plain(item_assets(item))
     data["summaries"] = {}
     data["extent"] = {"spatial": {"bbox": []}, "temporal": {"interval": [[None, None]]}}
     for extension in (

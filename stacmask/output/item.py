@@ -160,8 +160,14 @@ def mask_item(
     return item
 
 
-def item_assets() -> dict[str, Any]:
-    """item_assets of the mask collection (core field in STAC 1.1)."""
+def item_assets(item: dict[str, Any] | None = None) -> dict[str, Any]:
+    """item_assets of the mask collection (core field in STAC 1.1): the mask and the preview,
+    and the optional layers (a cloud probability) that its first `item` carries."""
+    layers = {
+        name: _asset_template(asset)
+        for name, asset in ((item or {}).get("assets") or {}).items()
+        if name not in (MASK_ASSET, PREVIEW_ASSET) and isinstance(asset, dict)
+    }
     return {
         MASK_ASSET: {
             "type": COG_MEDIA_TYPE,
@@ -175,7 +181,20 @@ def item_assets() -> dict[str, Any]:
             "title": "True colour with the mask classes drawn over it",
             "roles": ["thumbnail", "overview"],
         },
+        **layers,
     }
+
+
+def _asset_template(asset: dict[str, Any]) -> dict[str, Any]:
+    """What every item's asset of this name shares: its href and file facts left out."""
+    template = {k: v for k, v in asset.items() if k != "href" and not k.startswith("file:")}
+    if isinstance(template.get("raster:bands"), list):
+        template["raster:bands"] = [
+            {k: v for k, v in band.items() if k != "spatial_resolution"}
+            for band in template["raster:bands"]
+            if isinstance(band, dict)
+        ]
+    return template
 
 
 def _describe_file(asset: pystac.Asset, path: Path) -> None:
