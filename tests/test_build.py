@@ -101,7 +101,8 @@ def test_build_end_to_end(tmp_path: Path, api: SampleStacApi, schema_map: Path) 
     collection = json.loads((out / COLLECTION / "collection.json").read_text())
     assert {p["name"] for p in collection["providers"]} >= {"stacmask"}
     assert any("licensor" in p["roles"] for p in collection["providers"])
-    assert set(collection["item_assets"]) == {"mask", "thumbnail"}
+    # the default method's cloud probability is an asset of every item, so of item_assets too
+    assert set(collection["item_assets"]) == {"mask", "thumbnail", "cloud_probability"}
     covers = []
     for item_id, source in api.items.items():
         item = item_json(out, item_id)
