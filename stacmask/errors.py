@@ -13,9 +13,25 @@ _SECRET: Final = re.compile(
 )
 
 
+#: GDAL's paths for the remote files stacmask reads (reading/storage.py gdal_path), and the
+#: hrefs a user knows them by.
+_GDAL_PATHS: Final = (
+    (re.compile(r"/vsicurl/(?=https?://)"), ""),
+    (re.compile(r"/vsis3/"), "s3://"),
+)
+
+
 def redact(text: str) -> str:
     """`text` with the values of credential query parameters (SECRET_PARAMETERS) hidden."""
     return _SECRET.sub(r"\1***", text)
+
+
+def as_hrefs(text: str) -> str:
+    """`text` (about files the reader opened) redacted, with GDAL's /vsicurl/ and /vsis3/
+    paths written as the http(s) and s3 hrefs they read."""
+    for path, href in _GDAL_PATHS:
+        text = path.sub(href, text)
+    return redact(text)
 
 
 class StacmaskError(Exception):
@@ -42,8 +58,8 @@ class BandReadError(StacmaskError):
     """A band file cannot be opened or decoded (missing, truncated, mismatched)."""
 
     def __init__(self, href: str, message: str) -> None:
-        super().__init__(redact(f"{href}: {message}"))
-        self.href = redact(href)
+        super().__init__(as_hrefs(f"{href}: {message}"))
+        self.href = as_hrefs(href)
 
 
 class EmptySceneError(StacmaskError):

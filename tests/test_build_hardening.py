@@ -132,7 +132,7 @@ def uint8_band(api: SampleStacApi, item: dict[str, Any]) -> None:
 
 
 def mixed_types(api: SampleStacApi, item: dict[str, Any]) -> None:
-    rewrite_band(api, item, "BAND4", lambda v, p: v.astype(np.int16) - 7)  # read as uint16
+    rewrite_band(api, item, "BAND4", lambda v, p: v.astype(np.uint16))  # the others are int16
 
 
 def no_geometry(api: SampleStacApi, item: dict[str, Any]) -> None:
@@ -147,7 +147,7 @@ BAD_DATA = {
     "3-band file for one band": (three_band_file, "[read] BandReadError", "raster has 3 bands"),
     "float DN": (float_band, "[read] BandReadError", "holds float32 values"),
     "uint8 DN": (uint8_band, "[read] BandReadError", "holds uint8 values"),
-    "mixed types": (mixed_types, "[read] BandReadError", "nir band holds int16 values"),
+    "mixed types": (mixed_types, "[read] BandReadError", "nir band holds uint16 values"),
     "no geometry": (no_geometry, "[item] ItemError", "has no geometry"),
 }
 

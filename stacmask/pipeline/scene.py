@@ -27,6 +27,7 @@ from stacmask.errors import (
     ItemError,
     MetadataError,
     StacmaskWarning,
+    as_hrefs,
     redact,
 )
 from stacmask.output.item import mask_item
@@ -110,7 +111,7 @@ def process_scene(task: SceneTask) -> SceneOutcome:
     ):
         warnings.simplefilter("always", StacmaskWarning)
         outcome = _process_scene(task)
-    said = [str(w.message) for w in caught if issubclass(w.category, StacmaskWarning)]
+    said = [as_hrefs(str(w.message)) for w in caught if issubclass(w.category, StacmaskWarning)]
     return replace(outcome, warnings=tuple(dict.fromkeys(said)))
 
 
