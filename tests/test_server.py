@@ -607,3 +607,61 @@ def test_a_rebuilt_item_is_served_anew(tmp_path: Path, monkeypatch: pytest.Monke
         while cover() != 77.25:
             assert time.monotonic() < deadline, "the redone item was not served anew"
             time.sleep(0.05)
+
+
+def test_range_reads_of_kept_and_big_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small files are answered from memory, big ones from the file: the same bytes and
+    headers either way, every kind of single range, 416 past the end, several ranges, and a
+    file rewritten in place is served anew."""
+    from stacmask.serve import files
+    from tests.synthetic_catalog import write_catalog
+
+    root = write_catalog(tmp_path / "cat", 3)
+    small, big = root / "small.bin", root / "big.bin"
+    small.write_bytes(os.urandom(300_000))
+    big.write_bytes(os.urandom(400_000))
+    monkeypatch.setattr(files, "FILE_MAX_BYTES", 350_000)  # big.bin is served from its file
+    app = create_app(root)
+    with ServerThread(app) as server:
+        for path in (small, big):
+            url = f"{server.url}/catalog/{path.name}"
+            data = path.read_bytes()
+            whole = requests.get(url, timeout=10)
+            assert whole.status_code == 200 and whole.content == data
+            assert whole.headers["accept-ranges"] == "bytes" and whole.headers["etag"]
+            for wanted, start, end in [
+                ("bytes=1000-1999", 1000, 1999),
+                ("bytes=299000-", 299_000, len(data) - 1),
+                ("bytes=-500", len(data) - 500, len(data) - 1),
+                ("bytes=0-99999999", 0, len(data) - 1),
+            ]:
+                part = requests.get(url, headers={"Range": wanted}, timeout=10)
+                assert part.status_code == 206, (path.name, wanted)
+                assert part.content == data[start : end + 1], (path.name, wanted)
+                assert part.headers["content-range"] == f"bytes {start}-{end}/{len(data)}"
+            past = requests.get(url, headers={"Range": "bytes=500000-"}, timeout=10)
+            assert past.status_code == 416
+            assert past.headers["content-range"] == f"bytes */{len(data)}"
+            several = requests.get(url, headers={"Range": "bytes=0-9,20-29"}, timeout=10)
+            assert several.status_code == 206
+            assert several.headers["content-type"].startswith("multipart/byteranges")
+            etag = whole.headers["etag"]
+            again = requests.get(url, headers={"If-None-Match": etag}, timeout=10)
+            assert again.status_code == 304
+        changed = os.urandom(300_000)
+        small.write_bytes(changed)
+        os.utime(small, ns=(time.time_ns(), time.time_ns() + 10**9))
+        fresh = requests.get(f"{server.url}/catalog/small.bin", timeout=10)
+        assert fresh.content == changed
+    kept = {key[0] for key in _file_cache(app).entries}
+    assert str(small.resolve()) in kept and str(big.resolve()) not in kept
+
+
+def _file_cache(app: Any) -> Any:
+    """The FileCache of an app's /catalog mount."""
+    from stacmask.serve.files import CatalogFiles
+
+    mounts = [
+        route.app for route in app.routes if isinstance(getattr(route, "app", None), CatalogFiles)
+    ]
+    return mounts[0].cache

@@ -15,7 +15,6 @@ a 400 (414 for an overlong URL, 413 for an overlong body) with a short JSON desc
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -23,13 +22,11 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
@@ -37,13 +34,14 @@ from starlette.responses import (
     Response,
 )
 from starlette.routing import Mount, Route
-from starlette.staticfiles import NotModifiedResponse, StaticFiles
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stacmask.catalog.index import CatalogIndex
 from stacmask.errors import QueryError
 from stacmask.serve.browser import browser_dist
 from stacmask.serve.features import RenderedItems
+from stacmask.serve.files import CatalogFiles
 from stacmask.serve.openapi import OPENAPI_MEDIA_TYPE, openapi_document, openapi_page
 from stacmask.serve.params import Search
 from stacmask.serve.query import (
@@ -115,35 +113,6 @@ class UrlLengthLimit:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-class CatalogFiles(StaticFiles):
-    """Static files of the catalog folder: no dot-files, nothing outside the folder.
-
-    StaticFiles already resolves symlinks (follow_symlink=False) and refuses any path whose
-    real location is outside the folder; this adds a refusal of hidden files (`.git`, lock).
-    """
-
-    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
-        """The file for a URL path, or no file for dot-files and paths leaving the folder."""
-        if any(part.startswith(".") for part in Path(path).parts):
-            return "", None
-        return super().lookup_path(path)
-
-    def file_response(
-        self, full_path: Any, stat_result: os.stat_result, scope: Scope, status_code: int = 200
-    ) -> Response:
-        """The file, read in 1 MB chunks (a COG range read or a preview in one or two)."""
-        response = BigChunkFileResponse(full_path, status_code=status_code, stat_result=stat_result)
-        if self.is_not_modified(response.headers, Headers(scope=scope)):
-            return NotModifiedResponse(response.headers)
-        return response
-
-
-class BigChunkFileResponse(FileResponse):
-    """A file response that reads 1 MB at a time (Starlette's 64 kB costs a thread hop each)."""
-
-    chunk_size = 1 << 20
 
 
 class JsonResponse(JSONResponse):
