@@ -555,17 +555,18 @@ class SampleStacApi:
         self._closing.wait(seconds)
 
     def served(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        """An item as the API answers it: its self, parent, collection and root links here."""
+        """An item as the API answers it: its self, parent, collection and root links here
+        (without a type, as BDC writes them)."""
         out = copy.deepcopy(dict(item))
         cid, iid = str(out.setdefault("collection", DEFAULT_COLLECTION)), str(out["id"])
         own = {"self", "parent", "collection", "root"}
         links = [link for link in out.get("links", []) if link.get("rel") not in own]
         coll_url = f"{self._base}/collections/{quote(cid)}"
-        out["links"] = [
-            {"rel": "self", "href": f"{coll_url}/items/{quote(iid)}", "type": GEOJSON},
-            {"rel": "parent", "href": coll_url, "type": JSON},
-            {"rel": "collection", "href": coll_url, "type": JSON},
-            {"rel": "root", "href": f"{self._base}/", "type": JSON},
+        out["links"] = [  # BDC's item links carry no type
+            {"rel": "self", "href": f"{coll_url}/items/{quote(iid)}"},
+            {"rel": "parent", "href": coll_url},
+            {"rel": "collection", "href": coll_url},
+            {"rel": "root", "href": f"{self._base}/"},
             *links,
         ]
         return out

@@ -83,6 +83,24 @@ def test_a_page_size_is_sent_and_next_links_are_followed() -> None:
     assert first.json() == {"collections": [COLLECTION], "limit": PAGE_SIZE}
 
 
+def test_an_api_with_get_search_only_is_searched_by_get() -> None:
+    def answer(request: Request) -> Answer:
+        if request.route == "/":
+            only_get = landing(server.url)
+            only_get["links"] = [link for link in only_get["links"] if link["method"] == "GET"]
+            return Answer.json(only_get)
+        if request.method != "GET":
+            return Answer.json({"code": "MethodNotAllowed"}, 405)
+        return page([feature("a")])
+
+    with ScriptedServer(answer) as server:
+        assert ids(server.url, bbox=[-46, -16, -44, -14]) == ["a"]
+        search = next(r for r in server.requests if r.route == "/search")
+    assert search.query["collections"] == [COLLECTION]
+    assert search.query["bbox"] == ["-46,-16,-44,-14"]
+    assert search.query["limit"] == [str(PAGE_SIZE)]
+
+
 def test_bdc_page_and_merge_paging_keeps_the_filters() -> None:
     """BDC: `next` is a POST whose body {"page": n} is merged into the previous request."""
     bodies: list[dict[str, Any]] = []

@@ -1,22 +1,22 @@
 """Source search: the scenes of a STAC API collection, page by page, under stacmask's HTTP policy.
 
-Searches are POSTed to the API's search endpoint with a page size (`limit`, PAGE_SIZE), the
-filters and an optional STAC `query`; pages are followed through their `next` links as the
-services write them: a GET href (Planetary Computer, stacmask serve), a POST body with a token
-(Earth Search), or a body to merge into the previous one (Brazil Data Cube's `page` + `merge`).
-Every request has the build's timeout (stacmask/http.py), so a search that never answers ends.
-A `next` link that repeats an earlier request, or a page with nothing new, ends the paging with
-a notice; an id seen before is skipped. Each feature is checked on its own: a bad one (no
-datetime, malformed) is handed to `rejected` with its id and the others go on. An answer that
-is not a STAC page is a one-line SourceError. There is no crawling of static catalogs: an API
-without item search is an error.
+Searches are POSTed to the API's search endpoint (sent by GET when its landing page declares GET
+only) with a page size (`limit`, PAGE_SIZE), the filters and an optional STAC `query`; pages are
+followed through their `next` links as the services write them: a GET href (Planetary Computer,
+stacmask serve), a POST body with a token (Earth Search), or a body to merge into the previous
+one (Brazil Data Cube's `page` + `merge`). Every request has the build's timeout
+(stacmask/http.py), so a search that never answers ends. A `next` link that repeats an earlier
+request, or a page with nothing new, ends the paging with a notice; an id seen before is
+skipped. Each feature is checked on its own: a bad one (no datetime, malformed) is handed to
+`rejected` with its id and the others go on. An answer that is not a STAC page is a one-line
+SourceError. There is no crawling of static catalogs: an API without item search is an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import orjson
 import pystac
@@ -38,9 +38,9 @@ def _links(page: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [link for link in links if isinstance(link, dict)] if isinstance(links, list) else []
 
 
-def search_endpoint(url: str, landing: Mapping[str, Any]) -> str:
-    """The API's item search URL: its landing page's `search` link (POST or no method, else
-    any), else `<url>/search`."""
+def search_endpoint(url: str, landing: Mapping[str, Any]) -> tuple[str, str]:
+    """(method, URL) of the API's item search: its landing page's `search` link, POST unless
+    it declares GET only; `<url>/search` by POST when it has none."""
     searches = [
         link
         for link in _links(landing)
@@ -48,8 +48,20 @@ def search_endpoint(url: str, landing: Mapping[str, Any]) -> str:
     ]
     searches.sort(key=lambda link: str(link.get("method", "POST")).upper() != "POST")
     if searches:
-        return urljoin(url, str(searches[0]["href"]))
-    return url.rstrip("/") + "/search"
+        method = "GET" if str(searches[0].get("method", "POST")).upper() == "GET" else "POST"
+        return method, urljoin(url, str(searches[0]["href"]))
+    return "POST", url.rstrip("/") + "/search"
+
+
+def _as_get(href: str, body: Mapping[str, Any]) -> str:
+    """A GET search URL with the POST body's filters as query parameters."""
+    params = {
+        name: ",".join(map(str, value))
+        if isinstance(value, list)
+        else (orjson.dumps(value).decode() if isinstance(value, dict) else value)
+        for name, value in body.items()
+    }
+    return f"{href}{'&' if '?' in href else '?'}{urlencode(params)}"
 
 
 class _Pager:
@@ -140,7 +152,7 @@ def search_items(
     """
     access = access.for_api(url)
     pager = _Pager(url, collection, timeout, access)
-    endpoint = search_endpoint(url, pager.request("GET", url, None))
+    method, endpoint = search_endpoint(url, pager.request("GET", url, None))
     first: dict[str, Any] = {"collections": [collection], "limit": page_size}
     if max_items is not None:
         first["limit"] = max(1, min(page_size, max_items))
@@ -152,7 +164,9 @@ def search_items(
         first["ids"] = list(ids)
     if query:
         first["query"] = dict(query)
-    request: tuple[str, str, dict[str, Any] | None] | None = ("POST", endpoint, first)
+    request: tuple[str, str, dict[str, Any] | None] | None = (
+        ("POST", endpoint, first) if method == "POST" else ("GET", _as_get(endpoint, first), None)
+    )
     seen_ids: set[str] = set()
     pages = 0
     while request is not None:
