@@ -138,9 +138,12 @@ class BuildRun:
 
     def _own_stages(self) -> list[Path]:
         prefix = f"{STAGE_PREFIX}{self.token}-"
-        return [
-            p for d in self._collection_dirs() for p in d.iterdir() if p.name.startswith(prefix)
-        ]
+        try:
+            return [
+                p for d in self._collection_dirs() for p in d.iterdir() if p.name.startswith(prefix)
+            ]
+        except OSError:  # a folder gone meanwhile: what is left is cleaned by the next build
+            return []
 
     def _stage_abandoned(self, name: str, verdicts: dict[str, bool]) -> bool:
         """Whether the staging folder `name` belongs to a dead build (its lock is free or gone;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,7 +136,7 @@ def _warnings(outcome: SceneOutcome) -> str:
 
 def _run(
     tasks: list[SceneTask], workers: int, scheduler: str | None = None
-) -> Iterable[SceneOutcome]:
+) -> Generator[SceneOutcome, None, None]:
     if scheduler:
         from stacmask.pipeline.cluster import run_on_dask
 
@@ -271,8 +271,9 @@ def _build(
         )
     bar = tqdm(total=len(tasks), unit="scene", disable=not progress or not tasks, leave=False)
     stages = {str(task.item.get("id")): task.item_dir for task in tasks}
+    outcomes = _run(tasks, options.workers, options.scheduler)
     try:
-        for outcome in _run(tasks, options.workers, options.scheduler):
+        for outcome in outcomes:
             if outcome.item is not None:
                 outcome = _publish(folder, options, outcome, collection_json, stages)
             if outcome.item is not None:
@@ -285,6 +286,7 @@ def _build(
                 report.warnings[outcome.scene_id] = list(outcome.warnings)
             bar.update(1)
     finally:
+        outcomes.close()  # stops the workers now, also when interrupted in this loop's body
         bar.close()
 
 
