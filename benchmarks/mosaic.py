@@ -11,9 +11,10 @@ memory") can be scored where they apply:
 `build` resamples each chip to 8 m by nearest neighbour (ground sizes kept: the 30 m chips grow
 3.75 times, the 10 m ones 1.25 times), cuts them into 640 x 640 tiles (the labelled Sentinel-2
 scene gives 9, the 38-Cloud patch 4, On Cloud N jaag and holy one each), and fills a grid of
-tiles, each drawn at random (seeded) by source with SOURCE_WEIGHTS, in one of its eight flips and
-rotations. The truth is cloud only (4 cloud, 0 not cloud, 255 not labelled), as the On Cloud N
-and 38-Cloud chips label it; the labelled scene's full labels are reduced to cloud / not cloud.
+tiles, each drawn at random (seeded) by source with the shares of SOURCES (--weights; by blocks
+of N x N tiles with --cluster N), in one of its eight flips and rotations. The truth is cloud
+only (4 cloud, 0 not cloud, 255 not labelled), as the On Cloud N and 38-Cloud chips label it;
+the labelled scene's full labels are reduced to cloud / not cloud.
 Files: reflectance.tif (float32, 4 bands, tiled), truth.tif, sources.npy (source of each tile).
 `score` prints cloud F1, precision, recall and cover error (as `stacmask evaluate --labels
 cloud`) over the whole mosaic and over the tiles of each source.
@@ -86,13 +87,17 @@ def _dihedral(a: np.ndarray, v: int) -> np.ndarray:
     return a[..., ::-1] if v >= 4 else a
 
 
-def build(out: Path, rows: int, cols: int, seed: int) -> None:
+def build(
+    out: Path, rows: int, cols: int, seed: int, weights: list[float], cluster: int = 1
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     pools = [_tiles(SHARED / r, SHARED / t) for _, r, t, _ in SOURCES]
-    weights = np.array([w for *_, w in SOURCES])
     rng = np.random.default_rng(seed)
     grid = (-(-rows // TILE), -(-cols // TILE))
-    sources = rng.choice(len(SOURCES), size=grid, p=weights / weights.sum())
+    blocks = (-(-grid[0] // cluster), -(-grid[1] // cluster))
+    share = np.array(weights) / sum(weights)
+    drawn = rng.choice(len(SOURCES), size=blocks, p=share)
+    sources = np.repeat(np.repeat(drawn, cluster, axis=0), cluster, axis=1)[: grid[0], : grid[1]]
     profile = dict(
         driver="GTiff", width=cols, height=rows, crs="EPSG:32723", tiled=True,
         blockxsize=512, blockysize=512, transform=from_origin(500000.0, 8000000.0, PIXEL, PIXEL),
@@ -157,6 +162,12 @@ def main() -> None:
     b.add_argument("workdir", type=Path)
     b.add_argument("--size", default="full", help="'full' (14198 x 14584) or ROWSxCOLS")
     b.add_argument("--seed", type=int, default=12)
+    b.add_argument(
+        "--weights",
+        default=",".join(str(w) for *_, w in SOURCES),
+        help="share of the tiles per source, in SOURCES' order (sentinel2,38cloud,jaag,holy)",
+    )
+    b.add_argument("--cluster", type=int, default=1, help="draw sources by blocks of N x N tiles")
     s = sub.add_parser("score", help="score a mask of the mosaic (cloud only)")
     s.add_argument("workdir", type=Path)
     s.add_argument("mask", type=Path)
@@ -164,7 +175,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "build":
         rows, cols = FULL if args.size == "full" else map(int, args.size.split("x"))
-        build(args.workdir, rows, cols, args.seed)
+        weights = [float(w) for w in args.weights.split(",")]
+        if len(weights) != len(SOURCES) or min(weights) < 0 or sum(weights) <= 0:
+            parser.error(f"--weights needs {len(SOURCES)} shares >= 0, not {args.weights!r}")
+        build(args.workdir, rows, cols, args.seed, weights, args.cluster)
     else:
         result = score(args.workdir, args.mask)
         if args.json:
