@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,20 @@ def make_scenes(root: Path, n: int, size: int = SIZE) -> list[SampleScene]:
     return scenes
 
 
+@contextmanager
+def serve_scenes(tmp_path: Path, count: int, size: int = SIZE) -> Iterator[SampleStacApi]:
+    """The sample STAC API on 127.0.0.1 serving `count` scenes of `make_scenes`."""
+    root = tmp_path / "served"
+    root.mkdir()
+    with SampleStacApi(root) as server:
+        for scene in make_scenes(root, count, size=size):
+            server.add_scene(scene)
+        yield server
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[SampleStacApi]:
-    server = SampleStacApi(tmp_path / "served")
-    (tmp_path / "served").mkdir()
-    with server:
-        for scene in make_scenes(tmp_path / "served", 3):
-            server.add_scene(scene)
+    with serve_scenes(tmp_path, 3) as server:
         yield server
 
 

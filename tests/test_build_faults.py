@@ -12,7 +12,7 @@ import pytest
 
 from stacmask.catalog.folder import CatalogFolder
 from tests.sample_api import SampleStacApi
-from tests.test_build import COLLECTION, assert_valid, build, make_scenes
+from tests.test_build import COLLECTION, assert_valid, build, serve_scenes
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
@@ -23,11 +23,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[SampleStacApi]:
-    root = tmp_path / "served"
-    root.mkdir()
-    with SampleStacApi(root) as server:
-        for scene in make_scenes(root, 3, size=256):
-            server.add_scene(scene)
+    with serve_scenes(tmp_path, 3, size=256) as server:
         yield server
 
 

@@ -16,16 +16,12 @@ import rasterio
 from stacmask.catalog.folder import CatalogFolder
 from stacmask.cli import app
 from tests.sample_api import SampleStacApi
-from tests.test_build import COLLECTION, assert_valid, build, make_scenes, runner
+from tests.test_build import COLLECTION, assert_valid, build, runner, serve_scenes
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[SampleStacApi]:
-    root = tmp_path / "served"
-    root.mkdir()
-    with SampleStacApi(root) as server:
-        for scene in make_scenes(root, 2, size=256):
-            server.add_scene(scene)
+    with serve_scenes(tmp_path, 2, size=256) as server:
         yield server
 
 
