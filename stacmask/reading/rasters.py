@@ -399,7 +399,11 @@ class RasterBandSource:
         np.minimum(self._minimum, low, out=self._minimum)
         np.maximum(self._maximum, high, out=self._maximum)
         self._mismatch += int(mismatch)
-        if self.dtype.kind == "i" and self.inputs.calibration != "reflectance":
+        if (
+            self.dtype.kind == "i"
+            and self.inputs.calibration != "reflectance"
+            and bool((low < 0).any())  # the strip's minimum says whether to count at all
+        ):
             self._negative += np.count_nonzero((raw < 0) & (raw != self.nodata), axis=(1, 2))
         step, top = self._thumbnail_step, int(window.row_off)
         for row in range(-(-top // step) * step, top + int(window.height), step):
