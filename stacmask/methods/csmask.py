@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
@@ -190,41 +191,33 @@ class CsmaskGrid:
 def block_means(source: BandSource, k: int, out: F32) -> NDArray[np.bool_]:
     """Means of the valid reflectance of every k x k block of `source`, written into `out`
     (4, ceil(H/k), ceil(W/k)), strip by strip; returns the cells holding any valid pixel."""
-    info = source.info
     h, w = out.shape[1], out.shape[2]
-    valid_cells = np.zeros((h, w), np.bool_)
-    sums = np.zeros((4, w), np.float64)
-    counts = np.zeros(w, np.float64)
-    current = 0  # working row being summed
-
-    def flush() -> None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, current] = (sums / counts).astype(np.float32)
-        valid_cells[current] = counts > 0
-
+    sums = np.zeros((4, h, w), np.float64)
+    counts = np.zeros((h, w), np.int64)
     for window in source.strips():
-        r = source.read_reflectance(window)
-        row0, n = int(window.row_off), int(window.height)
-        ok = np.isfinite(r).all(axis=0)
-        r = np.where(ok, r, np.float32(0.0))
-        pad = w * k - info.width
-        if pad:
-            r = np.pad(r, ((0, 0), (0, 0), (0, pad)))
-            ok = np.pad(ok, ((0, 0), (0, pad)))
-        col_sums = r.reshape(4, n, w, k).sum(axis=3, dtype=np.float64)
-        col_counts = ok.reshape(n, w, k).sum(axis=2)
-        working_rows = (row0 + np.arange(n)) // k
-        for lr in np.unique(working_rows):
-            if lr != current:
-                flush()
-                sums[:] = 0.0
-                counts[:] = 0.0
-                current = int(lr)
-            rows = working_rows == lr
-            sums += col_sums[:, rows].sum(axis=1)
-            counts += col_counts[rows].sum(axis=0)
-    flush()
+        r = np.ascontiguousarray(source.read_reflectance(window), dtype=np.float32)
+        _add_blocks(r, int(window.row_off), k, sums, counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:] = (sums / counts).astype(np.float32)
+    valid_cells: NDArray[np.bool_] = counts > 0
     return valid_cells
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_blocks(r: Any, row0: int, k: int, sums: Any, counts: Any) -> None:
+    """Add a (4, n, W) strip starting at row `row0` to the block sums and counts of its
+    pixels whose four bands are finite (one pass, no temporaries)."""
+    for i in range(r.shape[1]):
+        cell_row = (row0 + i) // k
+        for j in range(r.shape[2]):
+            b, g, red, nir = r[0, i, j], r[1, i, j], r[2, i, j], r[3, i, j]
+            if math.isfinite(b) and math.isfinite(g) and math.isfinite(red) and math.isfinite(nir):
+                cell_col = j // k
+                sums[0, cell_row, cell_col] += b
+                sums[1, cell_row, cell_col] += g
+                sums[2, cell_row, cell_col] += red
+                sums[3, cell_row, cell_col] += nir
+                counts[cell_row, cell_col] += 1
 
 
 def _reflect(index: NDArray[np.int64], n: int) -> NDArray[np.int64]:
