@@ -135,12 +135,12 @@ def test_soft_edges_of_the_labelled_scene_are_clear() -> None:
 
 
 def test_model_cells_stay_within_the_budget() -> None:
-    config = CsmaskConfig(flips=4, max_cells=2_500_000)
+    config = HybridConfig().csmask
     assert working_plan(512, 512, 30.0, config) == (1, 4)
     assert working_plan(743, 689, 30.0, config) == (1, 4)
     k, flips = working_plan(14198, 14584, 8.0, config)  # a full WPM scene
-    assert flips == 1 and k == 10
-    assert -(-14198 // k) * -(-14584 // k) <= 2_500_000
+    assert flips == 1 and k == 8  # 64 m cells
+    assert -(-14198 // k) * -(-14584 // k) <= 3_300_000
     assert working_plan(14198, 14584, 8.0, CsmaskConfig()) == (4, 1)
 
 
