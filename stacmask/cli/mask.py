@@ -5,12 +5,38 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from stacmask.cli.app import app, fail
 from stacmask.errors import StacmaskError, StacmaskWarning
 from stacmask.methods.registry import DEFAULT_METHOD, METHODS
+
+
+class PassProgress:
+    """The rows of each pass over the scene on one bar: "hybrid mask, reading bands" while the
+    bands are decoded into scratch, then "hybrid mask, pass 2:  45%" for each pass the method
+    makes (one to three), not one count of rows that runs past the scene's height."""
+
+    def __init__(self, bar: Any, label: str) -> None:
+        self.bar, self.label, self.passes = bar, label, 1
+        bar.bar_format = "{desc}{n_fmt} rows [{elapsed}, {rate_fmt}]"  # no total yet
+        bar.set_description(f"{label}, reading bands")
+
+    def start(self, height: int) -> None:
+        """The scene's rows are the bar's total; pass 1 begins."""
+        self.bar.bar_format = None
+        self.bar.reset(total=height)
+        self.bar.set_description(f"{self.label}, pass 1")
+
+    def __call__(self, rows: int) -> None:
+        total = self.bar.total
+        if total and self.bar.n + rows > total:  # the rows of a new pass
+            self.passes += 1
+            self.bar.reset(total=total)
+            self.bar.set_description(f"{self.label}, pass {self.passes}")
+        self.bar.update(rows)
 
 
 def check_band_method(value: str) -> str:
@@ -78,9 +104,12 @@ def mask(
                 desc=f"{method} mask", unit=" rows", unit_scale=True, leave=False, disable=as_json
             ) as bar,
             RasterBandSource(
-                inputs, progress=bar.update, cache_bands=not mask_method.reads_bands_once
+                inputs,
+                progress=(passes := PassProgress(bar, f"{method} mask")),
+                cache_bands=not mask_method.reads_bands_once,
             ) as source,
         ):
+            passes.start(source.info.height)
             result = mask_scene(source, mask_method, output, preview)
     except StacmaskError as exc:
         raise fail(str(exc)) from exc
