@@ -369,6 +369,18 @@ def potential_shadow(grid: WorkingGrid, cloud: Mask, cell: float, c: PhysicalCon
     return shadow
 
 
+def masked_window_mean(
+    values: NDArray[Any], where: Mask, size: int
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """The mean of `values` over the `where` cells of the size x size window around each cell
+    (NaN where the window holds none), and the share of the window they fill; in the values'
+    dtype."""
+    weight = ndimage.uniform_filter(where.astype(values.dtype), size)
+    total = ndimage.uniform_filter(np.where(where, values, 0).astype(values.dtype), size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / weight, weight
+
+
 def clear_background(nir: F32, clear: Mask, cell: float, c: PhysicalConfig) -> F32:
     """Mean NIR of the `clear` cells within shadow_background_radius of each cell, leaving out
     on each later round the cells that the round before found dark; never below
@@ -377,11 +389,8 @@ def clear_background(nir: F32, clear: Mask, cell: float, c: PhysicalConfig) -> F
     dark = np.zeros_like(clear)
     background = np.full(nir.shape, c.shadow_background_nir_min, np.float32)
     for _ in range(c.shadow_background_rounds):
-        reference = clear & ~dark
-        weight = ndimage.uniform_filter(reference.astype(np.float32), size)
-        total = ndimage.uniform_filter(np.where(reference, nir, 0).astype(np.float32), size)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            background = np.fmax(total / weight, np.float32(c.shadow_background_nir_min))
+        mean, _ = masked_window_mean(nir, clear & ~dark, size)
+        background = np.fmax(mean, np.float32(c.shadow_background_nir_min))
         dark = (nir < c.shadow_nir_ratio * background) & (nir < c.shadow_nir_max)
     return background
 
